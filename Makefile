@@ -1,0 +1,37 @@
+# vsdr: `make run` (set up, then the default job), `make test`, `make figures`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PIP_FLAGS := --quiet --disable-pip-version-check --no-warn-script-location
+
+.PHONY: setup run test test-slow figures lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "installing vsdr and its dependencies into $(VENV) (first time: a few minutes)"
+	@$(PY) -m pip install $(PIP_FLAGS) --upgrade pip > $(VENV)/pip.log 2>&1 || true
+	@$(PY) -m pip install $(PIP_FLAGS) -e '.[dev]' >> $(VENV)/pip.log 2>&1 || \
+		{ grep -v "is ignored: it is neither" $(VENV)/pip.log | tail -40; exit 1; }
+	@$(PY) -c "import vsdr, torch, torchvision, lpips, cleanfid, ot, hydra, lightning"
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) run.py $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
+
+figures: $(STAMP)
+	$(PY) scripts/make_figures.py
+
+lint: $(STAMP)
+	$(PY) -m ruff check vsdr tests scripts run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

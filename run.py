@@ -1,0 +1,24 @@
+"""vsdr's entry point: compose the Hydra config, run one job (see vsdr.experiments.job)."""
+from __future__ import annotations
+
+import sys
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    from vsdr.errors import ConfigError
+    from vsdr.experiments.job import run_job
+
+    try:
+        run_job(cfg, HydraConfig.get().runtime.output_dir)
+    except ConfigError as e:
+        print(f"vsdr: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

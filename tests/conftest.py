@@ -1,0 +1,54 @@
+"""Shared test helpers: composing configs and running small jobs."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+#: overrides that make a job take seconds: few points, short chain, short training
+FAST = [
+    "data.n_train=2000",
+    "data.n_test=64",
+    "diffusion.T=50",
+    "trainer.max_steps=60",
+    "train.batch_size=128",
+    "progress=false",
+    "logger=none",
+    "lam=[0,1]",
+]
+
+
+def compose_cfg(overrides: list[str] | None = None, config_name: str = "config"):
+    """Compose ``conf/config.yaml`` with ``overrides`` (no Hydra run, no output dir)."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name=config_name, overrides=list(overrides or []))
+
+
+def run_cli(args: list[str], cwd: Path, env_extra: dict | None = None, timeout: int = 600):
+    """``python run.py ARGS`` in ``cwd`` (results under ``cwd/outputs``)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HYDRA_FULL_ERROR": "0", **(env_extra or {})}
+    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    torch.set_num_threads(2)
+    yield
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    d = tmp_path / "cache"
+    monkeypatch.setenv("VSDR_CACHE_DIR", str(d))
+    return d

@@ -1,0 +1,162 @@
+"""The variance-scaled sampler's mechanics: eq. 12 by hand, determinism at λ = 0, batching
+of several λ, per-sample seeds, the two guidance forms, memory flat in T."""
+from __future__ import annotations
+
+import gc
+import weakref
+
+import pytest
+import torch
+
+from vsdr.diffusion import VPSchedule, ZetaTable, per_sample_seeds, variance_scaled_step
+from vsdr.diffusion.noise import PerSampleNoise
+from vsdr.models import NetworkPrior, ScoreMLP
+from vsdr.operators import Identity
+from vsdr.samplers import VarianceScaledSampler
+
+
+@pytest.fixture
+def setup():
+    torch.manual_seed(0)
+    schedule = VPSchedule.linear(T=30)
+    prior = NetworkPrior(ScoreMLP().eval().requires_grad_(False), schedule)
+    y = torch.randn(6, 2, generator=torch.Generator().manual_seed(1))
+    return schedule, prior, y
+
+
+def sampler(**kw):
+    return VarianceScaledSampler(progress=False, **kw)
+
+
+def test_step_matches_hand_computation():
+    x = torch.tensor([[1.0, -2.0]])
+    score = torch.tensor([[0.5, 0.25]])
+    z = torch.tensor([[1.0, 1.0]])
+    beta, alpha, sigma, lam = 0.02, 0.98, 0.02**0.5, 0.25
+    out = variance_scaled_step(x, score, beta, alpha, sigma, lam, z)
+    expected = [(1.0 + 0.02 * 0.5) / 0.98**0.5 + 0.5 * 0.02**0.5,
+                (-2.0 + 0.02 * 0.25) / 0.98**0.5 + 0.5 * 0.02**0.5]
+    assert out[0].tolist() == pytest.approx(expected, rel=1e-6)
+    assert variance_scaled_step(x, score, beta, alpha, sigma, 1.0, None)[0].tolist() == \
+        pytest.approx([(1.0 + 0.01) / 0.98**0.5, (-2.0 + 0.005) / 0.98**0.5], rel=1e-6)
+
+
+def test_per_sample_lambda_broadcasts():
+    x = torch.zeros(2, 3)
+    z = torch.ones(2, 3)
+    out = variance_scaled_step(x, torch.zeros(2, 3), 0.0, 1.0, 1.0, torch.tensor([0.0, 0.25]), z)
+    assert out[0].tolist() == [0.0, 0.0, 0.0]
+    assert out[1].tolist() == pytest.approx([0.5, 0.5, 0.5])
+
+
+def test_schedule_tables():
+    s = VPSchedule.linear(T=1000)
+    assert float(s.betas[0]) == pytest.approx(1e-4) and float(s.betas[-1]) == pytest.approx(0.02)
+    assert float(s.alpha_bars[1]) == pytest.approx((1 - 1e-4) * (1 - float(s.betas[1])))
+    assert float(s.posterior_variances[0]) == 0.0
+    i = 500
+    expected = float(s.betas[i] * (1 - s.alpha_bars[i - 1]) / (1 - s.alpha_bars[i]))
+    assert float(s.reverse_std("posterior")[i]) ** 2 == pytest.approx(expected)
+
+
+def test_zeta_table_interpolates():
+    table = ZetaTable([0.0, 0.5, 1.0], [40.0, 20.0, 10.0])
+    assert table([0.0, 0.25, 0.75, 1.0, 2.0]).tolist() == [40.0, 30.0, 15.0, 10.0, 10.0]
+    with pytest.raises(ValueError):
+        ZetaTable([0.0, 0.0], [1.0, 1.0])
+
+
+def test_lambda_zero_is_deterministic_given_x_T(setup):
+    schedule, prior, y = setup
+    x_T = torch.randn(6, 2, generator=torch.Generator().manual_seed(7))
+    a = sampler()(prior, y, Identity(), 0.5, [0.0] * 6, per_sample_seeds(0, range(6)), schedule, x_T=x_T)
+    b = sampler()(prior, y, Identity(), 0.5, [0.0] * 6, per_sample_seeds(99, range(6)), schedule, x_T=x_T)
+    c = sampler()(prior, y, Identity(), 0.5, [1.0] * 6, per_sample_seeds(99, range(6)), schedule, x_T=x_T)
+    assert torch.equal(a.samples, b.samples)        # other noise seeds, same x_T: same answer
+    assert not torch.allclose(a.samples, c.samples)  # λ = 1 does use the noise
+    assert a.nfe == schedule.T
+
+
+def test_batch_of_lambdas_equals_separate_runs(setup):
+    schedule, prior, y = setup
+    lams = [0.0, 0.3, 1.0]
+    seeds = per_sample_seeds(3, range(len(y)))
+    batched = sampler()(prior, y.repeat(len(lams), 1), Identity(), 0.5,
+                        torch.tensor(lams).repeat_interleave(len(y)), seeds * len(lams), schedule)
+    for k, lam in enumerate(lams):
+        alone = sampler()(prior, y, Identity(), 0.5, [lam] * len(y), seeds, schedule)
+        torch.testing.assert_close(batched.samples[k * len(y):(k + 1) * len(y)], alone.samples,
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_sample_does_not_depend_on_batch(setup):
+    schedule, prior, y = setup
+    seeds = per_sample_seeds(5, range(len(y)))
+    full = sampler()(prior, y, Identity(), 0.5, [0.5] * len(y), seeds, schedule).samples
+    for b in range(len(y)):
+        one = sampler()(prior, y[b:b + 1], Identity(), 0.5, [0.5], seeds[b:b + 1], schedule).samples
+        torch.testing.assert_close(one[0], full[b], rtol=1e-5, atol=1e-6)
+
+
+def test_per_sample_noise_stream_independent_of_chunking():
+    seeds = per_sample_seeds(0, range(3))
+    a = PerSampleNoise(seeds, (2,), 10)
+    first = a.initial()
+    steps = torch.stack([a.next() for _ in range(9)])
+    b = PerSampleNoise(seeds[1:2], (2,), 10)
+    assert torch.equal(b.initial()[0], first[1])
+    assert torch.equal(torch.stack([b.next() for _ in range(9)])[:, 0], steps[:, 1])
+    assert len(set(seeds)) == 3 and per_sample_seeds(0, [1]) == seeds[1:2]
+
+
+def test_dps_form_equals_post_step_correction(setup):
+    """`dps` form: x_{t−1} = x'_{t−1} − ζ ∇‖y − A x̂0‖₂ with x' the unconditional step."""
+    schedule, prior, y = setup
+    zeta, i = 0.3, 17
+    s = sampler(form="dps", zeta={"lam": [0, 1], "value": [zeta, zeta]})
+    x = torch.randn(6, 2, generator=torch.Generator().manual_seed(2))
+    score = s.conditional_score(prior, x, i, y, Identity(), 0.5, s.zeta(torch.zeros(6)), schedule)
+    b, a = float(schedule.betas[i]), float(schedule.alphas[i])
+    got = variance_scaled_step(x, score, b, a, 0.0, 0.0, None)
+
+    ab = float(schedule.alpha_bars[i])
+    xr = x.clone().requires_grad_(True)
+    eps = prior.net(xr, torch.full((6,), i))
+    x0 = (xr - (1 - ab) ** 0.5 * eps) / ab**0.5
+    (grad,) = torch.autograd.grad((y - x0).norm(dim=1).sum(), xr)
+    uncond = (x - b * eps.detach() / (1 - ab) ** 0.5) / a**0.5
+    torch.testing.assert_close(got, uncond - zeta * grad, rtol=1e-4, atol=1e-6)
+
+
+def test_paper_form_is_score_plus_weighted_likelihood(setup):
+    schedule, prior, y = setup
+    zeta, i, sigma = 0.7, 5, 0.4
+    s = sampler(form="paper", zeta={"lam": [0, 1], "value": [zeta, zeta]})
+    x = torch.randn(6, 2, generator=torch.Generator().manual_seed(4))
+    got = s.conditional_score(prior, x, i, y, Identity(), sigma, s.zeta(torch.zeros(6)), schedule)
+    ab = float(schedule.alpha_bars[i])
+    xr = x.clone().requires_grad_(True)
+    eps = prior.net(xr, torch.full((6,), i))
+    x0 = (xr - (1 - ab) ** 0.5 * eps) / ab**0.5
+    (grad,) = torch.autograd.grad((y - x0).pow(2).sum(), xr)
+    expected = -eps.detach() / (1 - ab) ** 0.5 - zeta * grad / sigma**2
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_graph_is_freed_every_step():
+    """No state of the chain keeps an autograd graph alive: memory is flat in T."""
+    schedule = VPSchedule.linear(T=200)
+    prior = NetworkPrior(ScoreMLP().eval().requires_grad_(False), schedule)
+    y = torch.zeros(4, 2)
+    refs = []
+
+    def keep_ref(i, x):
+        assert x.grad_fn is None and not x.requires_grad
+        refs.append(weakref.ref(x))
+
+    out = sampler()(prior, y, Identity(), 0.5, [1.0] * 4, per_sample_seeds(0, range(4)), schedule,
+                    callback=keep_ref)
+    gc.collect()
+    alive = [r for r in refs[:-1] if r() is not None]
+    assert len(refs) == 200 and not alive
+    assert out.samples.grad_fn is None

@@ -1,0 +1,62 @@
+"""Per-sample random streams: one seed per sample, so results do not depend on batch size,
+on how λ values are batched, or on how a sweep is split into jobs."""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def per_sample_seeds(seed: int, indices: Sequence[int] | np.ndarray, stream: int = 0) -> list[int]:
+    """Independent 63-bit seeds for items ``indices`` of job seed ``seed``
+    (numpy's SeedSequence over ``(seed, stream, index)``)."""
+    return [
+        int(np.random.SeedSequence([int(seed), int(stream), int(j)]).generate_state(2, np.uint32)
+            .astype(np.uint64).dot([1 << 31, 1]))
+        for j in indices
+    ]
+
+
+class PerSampleNoise:
+    """The Gaussian draws of a reverse chain, one ``torch.Generator`` per sample.
+
+    For sample ``b``: first ``x_T`` (shape ``shape``), then the step noises ``z`` for
+    ``i = T−1, …, 1`` in that order, drawn in chunks of ``chunk`` steps. The chunk size
+    depends only on ``shape`` (never on the batch), so sample ``b`` sees the same numbers in
+    any batch.
+    """
+
+    #: floats drawn per sample per chunk at most (small data: the whole chain at once)
+    CHUNK_FLOATS = 1 << 16
+
+    def __init__(self, seeds: Sequence[int], shape: Sequence[int], num_steps: int,
+                 dtype: torch.dtype = torch.float32):
+        self.shape = tuple(int(s) for s in shape)
+        self.num_steps = int(num_steps)
+        self.dtype = dtype
+        self.generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        numel = max(1, math.prod(self.shape))
+        self.chunk = int(max(1, min(self.num_steps, self.CHUNK_FLOATS // numel)))
+        self._buffer: Tensor | None = None
+        self._pos = 0
+
+    def initial(self) -> Tensor:
+        """``x_T ~ N(0, I)``, shape ``(B, *shape)``."""
+        return torch.stack(
+            [torch.randn(self.shape, generator=g, dtype=self.dtype) for g in self.generators]
+        )
+
+    def next(self) -> Tensor:
+        """The next step's ``z``, shape ``(B, *shape)``."""
+        if self._buffer is None or self._pos == self._buffer.shape[1]:
+            self._buffer = torch.stack(
+                [torch.randn((self.chunk, *self.shape), generator=g, dtype=self.dtype)
+                 for g in self.generators]
+            )
+            self._pos = 0
+        z = self._buffer[:, self._pos]
+        self._pos += 1
+        return z

@@ -1,0 +1,35 @@
+"""The variance-scaled reverse step (METHOD.md §2, eq. 12)."""
+from __future__ import annotations
+
+from torch import Tensor
+
+
+def _per_sample(v: Tensor | float, like: Tensor) -> Tensor | float:
+    """Broadcast a per-sample vector ``(B,)`` against a batch ``(B, ...)``."""
+    if isinstance(v, Tensor) and v.dim() == 1:
+        return v.to(like).view(-1, *([1] * (like.dim() - 1)))
+    return v
+
+
+def variance_scaled_step(
+    x_t: Tensor,
+    score: Tensor,
+    beta: float,
+    alpha: float,
+    sigma: float,
+    lam: Tensor | float,
+    z: Tensor | None,
+) -> Tensor:
+    """One reverse step of eq. 12:
+
+        x_{t−1} = (x_t + β_t · score) / √α_t + √λ · σ_t · z
+
+    ``score`` estimates ``∇ log p_t(x_t | y)``; ``lam`` is a number or one ``λ`` per sample
+    ``(B,)``; ``z = None`` means no noise (the last step). λ = 1 is the conditional DDPM step,
+    λ = 0 propagates the reverse mean only.
+    """
+    mean = (x_t + beta * score) / alpha**0.5
+    if z is None:
+        return mean
+    lam_b = _per_sample(lam, x_t)
+    return mean + (lam_b**0.5) * sigma * z

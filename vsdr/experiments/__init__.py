@@ -1,0 +1,1 @@
+"""One job (build, sample, evaluate, write) and the gathering of a sweep."""

@@ -1,0 +1,110 @@
+"""The score network of a job: loaded from ``model.ckpt``, or from the cache keyed by the
+training config's hash, or trained now (and cached)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from vsdr.diffusion.schedule import VPSchedule
+from vsdr.experiments.writer import atomic_write
+from vsdr.models.precondition import PreconditionedEps
+from vsdr.models.score import NetworkPrior, load_state_strict
+from vsdr.training.score_module import RandomBatches, ScoreMatchingModule
+
+log = logging.getLogger(__name__)
+
+
+def config_hash(obj: object, n: int = 12) -> str:
+    """Short sha256 of a config (or any JSON-able object), keys sorted."""
+    if isinstance(obj, DictConfig):
+        obj = OmegaConf.to_container(obj, resolve=True)
+    text = json.dumps(obj, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:n]
+
+
+def training_key(cfg: DictConfig) -> dict:
+    """Everything that determines the trained weights (and nothing else)."""
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    model.pop("ckpt", None)
+    return {
+        "dataset": OmegaConf.to_container(cfg.dataset, resolve=True),
+        "n_train": int(cfg.data.n_train),
+        "model": model,
+        "diffusion": OmegaConf.to_container(cfg.diffusion, resolve=True),
+        "train": OmegaConf.to_container(cfg.train, resolve=True),
+        "max_steps": int(cfg.trainer.max_steps),
+    }
+
+
+def build_network(cfg: DictConfig, schedule: VPSchedule) -> torch.nn.Module:
+    """The ε-network of ``model=``, wrapped in ``PreconditionedEps`` when
+    ``model.preconditioning`` is set."""
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    for key in ("ckpt", "name"):
+        model_cfg.pop(key, None)
+    precond = model_cfg.pop("preconditioning", None)
+    net = hydra.utils.instantiate(model_cfg)
+    if precond:
+        net = PreconditionedEps(net, schedule.alpha_bars, sigma_data=precond["sigma_data"])
+    return net
+
+
+def cache_path(cfg: DictConfig) -> Path:
+    key = training_key(cfg)
+    return Path(hydra.utils.to_absolute_path(cfg.paths.cache_dir)) / (
+        f"{cfg.dataset.name}-{cfg.model.name}-{config_hash(key)}.pt"
+    )
+
+
+def train_network(cfg: DictConfig, net: torch.nn.Module, schedule: VPSchedule, dataset,
+                  logger) -> tuple[torch.nn.Module, float]:
+    """Train ``net`` by denoising score matching with Lightning; return the EMA network and
+    the wall time in seconds."""
+    import lightning as L
+
+    points = dataset.sample(int(cfg.data.n_train), seed=int(cfg.train.seed))
+    module = ScoreMatchingModule(net, schedule, lr=cfg.train.lr, ema_decay=cfg.train.ema_decay,
+                                 seed=int(cfg.train.seed))
+    batches = RandomBatches(points, int(cfg.train.batch_size), int(cfg.trainer.max_steps),
+                            seed=int(cfg.train.seed))
+    loader = torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False, num_workers=0)
+    L.seed_everything(int(cfg.train.seed), workers=True, verbose=False)
+    trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+    trainer = hydra.utils.instantiate(trainer_cfg, logger=logger if logger is not None else False,
+                                      enable_progress_bar=bool(cfg.progress))
+    t0 = time.perf_counter()
+    trainer.fit(module, loader)
+    return module.ema, time.perf_counter() - t0
+
+
+def load_or_train_prior(cfg: DictConfig, schedule: VPSchedule, dataset, logger,
+                        device: torch.device) -> tuple[NetworkPrior, dict]:
+    """The job's ``NetworkPrior`` and a dict describing where its weights came from."""
+    net = build_network(cfg, schedule)
+    info: dict = {"params": sum(p.numel() for p in net.parameters())}
+    if cfg.model.get("ckpt"):
+        load_state_strict(net, hydra.utils.to_absolute_path(cfg.model.ckpt))
+        info.update(source="model.ckpt", path=str(cfg.model.ckpt))
+    else:
+        path = cache_path(cfg)
+        info["path"] = str(path)
+        if path.is_file():
+            load_state_strict(net, path, what="cached checkpoint")
+            info["source"] = "cache"
+            log.info("score network: reusing %s", path)
+        else:
+            log.info("score network: no checkpoint for this config, training (%s)", path.name)
+            net, seconds = train_network(cfg, net, schedule, dataset, logger)
+            payload = {"state_dict": net.state_dict(), "training_key": training_key(cfg),
+                       "train_seconds": seconds}
+            atomic_write(path, lambda p: torch.save(payload, p))
+            info.update(source="trained", train_seconds=seconds)
+    net = net.to(device).eval().requires_grad_(False)
+    return NetworkPrior(net, schedule), info

@@ -1,0 +1,74 @@
+"""Result files, written atomically (temporary name, then rename): a killed job leaves no
+half file."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    return atomic_write(path, lambda p: p.write_text(text))
+
+
+def rows_to_csv(rows: Sequence[dict], columns: Sequence[str] | None = None) -> str:
+    """CSV text of ``rows`` with ``columns`` (default: every key, in first-seen order)."""
+    if columns is None:
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow(r)
+    return buf.getvalue()
+
+
+def write_csv(path: str | Path, rows: Sequence[dict], columns: Sequence[str] | None = None) -> Path:
+    return write_text(path, rows_to_csv(rows, columns))
+
+
+def write_json(path: str | Path, obj: object) -> Path:
+    return write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
+
+
+def write_npz(path: str | Path, **arrays: np.ndarray) -> Path:
+    def _save(p: Path) -> None:
+        with open(p, "wb") as f:
+            np.savez_compressed(f, **arrays)
+
+    return atomic_write(path, _save)
+
+
+def save_figure(fig, path: str | Path, dpi: int = 130) -> Path:
+    path = Path(path)
+    return atomic_write(path, lambda p: fig.savefig(p, dpi=dpi, format=path.suffix[1:],
+                                                    bbox_inches="tight"))
+
+
+def _json_default(o: object):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)

@@ -1,0 +1,5 @@
+"""Distortion and perception measures."""
+from vsdr.metrics.distortion import mse
+from vsdr.metrics.w2 import empirical_w2, gaussian_w2
+
+__all__ = ["mse", "empirical_w2", "gaussian_w2"]

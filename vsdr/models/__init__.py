@@ -1,0 +1,5 @@
+"""Networks and the score interfaces the samplers consume."""
+from vsdr.models.mlp2d import ScoreMLP
+from vsdr.models.score import NetworkPrior, load_state_strict
+
+__all__ = ["ScoreMLP", "NetworkPrior", "load_state_strict"]

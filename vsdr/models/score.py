@@ -1,0 +1,65 @@
+"""Score interfaces: what a sampler asks of a model.
+
+A *prior* gives ``ε(x_t, i)`` (differentiable in ``x_t``); from it
+``s = −ε/√(1−ᾱ_i)`` and Tweedie's ``x̂0 = (x_t − √(1−ᾱ_i) ε)/√ᾱ_i`` (METHOD.md §1).
+A *conditional* score model (``is_conditional = True``, the analytic oracles) gives
+``∇ log p_t(x_t | y)`` directly.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from vsdr.diffusion.schedule import VPSchedule
+from vsdr.errors import ConfigError
+
+
+class NetworkPrior:
+    """An ε-prediction network as an unconditional score model. Counts network evaluations."""
+
+    is_conditional = False
+
+    def __init__(self, net: nn.Module, schedule: VPSchedule):
+        self.net = net
+        self.schedule = schedule
+        self.nfe = 0
+
+    def eps(self, x: Tensor, i: int) -> Tensor:
+        self.nfe += 1
+        t = torch.full((x.shape[0],), i, dtype=torch.long, device=x.device)
+        return self.net(x, t)
+
+
+def load_state_strict(net: nn.Module, path: str | Path, what: str = "model.ckpt") -> dict:
+    """Load a state dict into ``net`` strictly; on any mismatch raise ``ConfigError`` naming
+    the first missing, unexpected and mis-shaped keys. Returns the file's payload."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what}={path} does not exist: give the path of a saved checkpoint")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same sentence
+        raise ConfigError(f"{what}={path} is not a readable torch checkpoint ({e})") from e
+    state = payload.get("state_dict", payload) if isinstance(payload, dict) else None
+    if not isinstance(state, dict):
+        raise ConfigError(f"{what}={path} holds no state dict")
+    own = net.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+              for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {missing[:3]}")
+        if unexpected:
+            parts.append(f"unexpected keys {unexpected[:3]}")
+        if shapes:
+            parts.append(f"shape mismatches {shapes[:3]}")
+        raise ConfigError(
+            f"{what}={path} does not fit the model {type(net).__name__}: " + "; ".join(parts)
+        )
+    net.load_state_dict(state, strict=True)
+    return payload

@@ -1,0 +1,66 @@
+"""Denoising score matching (ε-prediction) as a LightningModule, with EMA weights."""
+from __future__ import annotations
+
+import copy
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from vsdr.diffusion.schedule import VPSchedule
+
+
+class RandomBatches(Dataset):
+    """``num_batches`` random mini-batches of a fixed tensor of points; item ``k`` is a whole
+    batch drawn with generator seed ``(seed, k)`` (cheap: no per-point indexing)."""
+
+    def __init__(self, points: Tensor, batch_size: int, num_batches: int, seed: int = 0):
+        self.points, self.batch_size, self.num_batches, self.seed = points, batch_size, num_batches, seed
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def __getitem__(self, k: int) -> Tensor:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + k)
+        idx = torch.randint(0, len(self.points), (self.batch_size,), generator=g)
+        return self.points[idx]
+
+
+class ScoreMatchingModule(L.LightningModule):
+    """Loss ``E_{x0, i, ε} ‖ε_θ(√ᾱ_i x0 + √(1−ᾱ_i) ε, i) − ε‖²`` with ``i ~ U{0..T−1}``.
+
+    ``ema`` holds an exponential moving average of the weights (decay ``ema_decay``), used
+    for sampling.
+    """
+
+    def __init__(self, net: nn.Module, schedule: VPSchedule, lr: float = 1e-3,
+                 ema_decay: float = 0.999, seed: int = 0):
+        super().__init__()
+        self.net = net
+        self.ema = copy.deepcopy(net).requires_grad_(False)
+        self.register_buffer("alpha_bars", schedule.alpha_bars.float())
+        self.lr, self.ema_decay = lr, ema_decay
+        self.noise_gen = torch.Generator().manual_seed(seed)
+
+    def loss(self, x0: Tensor) -> Tensor:
+        T = self.alpha_bars.shape[0]
+        i = torch.randint(0, T, (x0.shape[0],), generator=self.noise_gen)
+        eps = torch.randn(x0.shape, generator=self.noise_gen)
+        i, eps = i.to(x0.device), eps.to(x0)
+        ab = self.alpha_bars[i].view(-1, *([1] * (x0.dim() - 1)))
+        x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
+        return (self.net(x_t, i) - eps).pow(2).mean()
+
+    def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
+        loss = self.loss(batch)
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
+        return loss
+
+    def on_train_batch_end(self, *args, **kwargs) -> None:
+        with torch.no_grad():
+            for pe, p in zip(self.ema.parameters(), self.net.parameters()):
+                pe.lerp_(p, 1.0 - self.ema_decay)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.net.parameters(), lr=self.lr)

@@ -34,8 +34,11 @@ COLUMNS = ["dataset", "operator", "sigma", "sigma_space", "sampler", "knob", "va
 STREAM_TEST, STREAM_MEASUREMENT, STREAM_SAMPLER = 1, 2, 3
 
 
-def _instantiate(node: DictConfig, drop: tuple[str, ...] = ("name", "knob", "needs_positive_sigma"),
-                 **kwargs):
+#: config keys that describe a component to vsdr and are not constructor arguments
+META_KEYS = ("name", "knob", "values", "needs_positive_sigma")
+
+
+def _instantiate(node: DictConfig, drop: tuple[str, ...] = META_KEYS, **kwargs):
     cfg = OmegaConf.to_container(node, resolve=True)
     for k in drop:
         cfg.pop(k, None)
@@ -67,6 +70,56 @@ def build_logger(cfg: DictConfig, job_dir: Path):
     return _instantiate(cfg.logger, save_dir=str(job_dir))
 
 
+def knob_values(cfg: DictConfig) -> list[float]:
+    """The traversal values of this job: top-level ``lam`` for samplers whose knob is λ,
+    otherwise ``sampler.values`` (ζ for DPS, N or σ_z for PSCGAN, s for interpolation)."""
+    if cfg.sampler.knob == "lam":
+        return lam_values(cfg.lam)
+    values = cfg.sampler.get("values")
+    if values is None:
+        raise ConfigError(f"sampler={cfg.sampler.name} has knob {cfg.sampler.knob} but no sampler.values")
+    return [float(v) for v in values]
+
+
+def build_score_model(cfg: DictConfig, schedule: VPSchedule, dataset, logger,
+                      device: torch.device):
+    """The score model the sampler consumes, and a dict saying where it came from."""
+    return load_or_train_prior(cfg, schedule, dataset, logger, device)
+
+
+def sample_all(cfg: DictConfig, sampler, model, x0, y, operator, values, schedule, device):
+    """Every knob value side by side in one batch; test point ``j`` has the same seed for
+    every value. Returns reconstructions ``(len(values), n, ...)``, nfe and seconds."""
+    n = len(x0)
+    seeds = per_sample_seeds(int(cfg.seed), range(n), stream=STREAM_SAMPLER)
+    knob = torch.tensor(values, dtype=torch.float64).repeat_interleave(n)
+    y_all = y.repeat(len(values), *([1] * (y.dim() - 1))).to(device)
+    t0 = time.perf_counter()
+    result = sampler(model, y_all, operator, float(cfg.noise.sigma), knob, seeds * len(values),
+                     schedule)
+    seconds = time.perf_counter() - t0
+    recon = result.samples.detach().cpu().reshape(len(values), n, *x0.shape[1:])
+    if not torch.isfinite(recon).all():
+        raise FloatingPointError("the sampler produced non-finite values")
+    return recon, result.nfe, seconds
+
+
+def evaluate(cfg: DictConfig, x0, recon, values, nfe: int) -> list[dict]:
+    """One metrics row per knob value (columns of ``COLUMNS``)."""
+    rows = []
+    for value, r in zip(values, recon):
+        w2, estimator = empirical_w2(r.numpy(), x0.numpy(), int(cfg.eval.w2_max_exact),
+                                     seed=int(cfg.seed))
+        rows.append({
+            "dataset": cfg.dataset.name, "operator": cfg.operator.name,
+            "sigma": float(cfg.noise.sigma), "sigma_space": cfg.noise.space,
+            "sampler": cfg.sampler.name, "knob": cfg.sampler.knob, "value": value,
+            "mse": mse(x0, r), "w2": w2, "w2_estimator": estimator, "n": len(x0),
+            "nfe": nfe, "seed": int(cfg.seed),
+        })
+    return rows
+
+
 def run_job(cfg: DictConfig, job_dir: str | Path) -> list[dict]:
     """Run one job and write its files into ``job_dir``; return the metrics rows."""
     t_start = time.perf_counter()
@@ -74,43 +127,21 @@ def run_job(cfg: DictConfig, job_dir: str | Path) -> list[dict]:
     validate_config(cfg)
     device = resolve_device(cfg.device)
     torch.manual_seed(int(cfg.seed))
-    lams = lam_values(cfg.lam)
+    values = knob_values(cfg)
 
-    dataset = _instantiate(cfg.dataset, drop=()) if "_target_" in cfg.dataset else None
-    if dataset is None:
-        raise ConfigError(f"dataset={cfg.dataset.get('name')} has no _target_ to build")
+    dataset = _instantiate(cfg.dataset)
     operator = _instantiate(cfg.operator)
     sampler = _instantiate(cfg.sampler, progress=bool(cfg.progress))
     schedule = VPSchedule.linear(int(cfg.diffusion.T), float(cfg.diffusion.beta_start),
                                  float(cfg.diffusion.beta_end))
     logger = build_logger(cfg, job_dir)
     try:
-        prior, model_info = load_or_train_prior(cfg, schedule, dataset, logger, device)
-
+        model, model_info = build_score_model(cfg, schedule, dataset, logger, device)
         x0, y = make_measurements(cfg, dataset, operator)
-        n = len(x0)
-        seeds = per_sample_seeds(int(cfg.seed), range(n), stream=STREAM_SAMPLER)
-        knob = torch.tensor(lams, dtype=torch.float64).repeat_interleave(n)
-        t0 = time.perf_counter()
-        result = sampler(prior, y.repeat(len(lams), 1).to(device), operator,
-                         float(cfg.noise.sigma), knob, seeds * len(lams), schedule)
-        sample_seconds = time.perf_counter() - t0
-        recon = result.samples.detach().cpu().reshape(len(lams), n, *x0.shape[1:])
-        if not torch.isfinite(recon).all():
-            raise FloatingPointError("the sampler produced non-finite values")
-
-        rows = []
-        for lam, r in zip(lams, recon):
-            w2, estimator = empirical_w2(r.numpy(), x0.numpy(), int(cfg.eval.w2_max_exact),
-                                         seed=int(cfg.seed))
-            rows.append({
-                "dataset": cfg.dataset.name, "operator": cfg.operator.name,
-                "sigma": float(cfg.noise.sigma), "sigma_space": cfg.noise.space,
-                "sampler": cfg.sampler.name, "knob": cfg.sampler.knob, "value": lam,
-                "mse": mse(x0, r), "w2": w2, "w2_estimator": estimator, "n": n,
-                "nfe": result.nfe, "seed": int(cfg.seed),
-            })
-        write_outputs(cfg, job_dir, rows, x0, y, recon, lams, model_info,
+        recon, nfe, sample_seconds = sample_all(cfg, sampler, model, x0, y, operator, values,
+                                                schedule, device)
+        rows = evaluate(cfg, x0, recon, values, nfe)
+        write_outputs(cfg, job_dir, rows, x0, y, recon, values, model_info,
                       {"sample_seconds": sample_seconds,
                        "wall_seconds": time.perf_counter() - t_start})
         if logger is not None:
@@ -133,7 +164,7 @@ def finish_logger(logger) -> None:
         wandb.finish()
 
 
-def write_outputs(cfg: DictConfig, job_dir: Path, rows: list[dict], x0, y, recon, lams,
+def write_outputs(cfg: DictConfig, job_dir: Path, rows: list[dict], x0, y, recon, values,
                   model_info: dict, timing: dict) -> None:
     """metrics.csv, metrics.json, samples.npz, reconstructions.png, dp_curve.{csv,png}."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -145,12 +176,12 @@ def write_outputs(cfg: DictConfig, job_dir: Path, rows: list[dict], x0, y, recon
                      "numpy": np.__version__, "python": platform.python_version()},
     })
     write_npz(job_dir / "samples.npz", x0=x0.numpy(), y=y.numpy(), samples=recon.numpy(),
-              values=np.asarray(lams), knob=np.asarray(cfg.sampler.knob))
+              values=np.asarray(values), knob=np.asarray(cfg.sampler.knob))
     title = (f"{cfg.dataset.name}, {cfg.operator.name}, σ={float(cfg.noise.sigma):g} "
              f"({cfg.noise.space} units), {cfg.sampler.name}")
     import matplotlib.pyplot as plt
 
-    fig = plot_reconstructions(x0.numpy(), y.numpy(), [r.numpy() for r in recon], lams,
+    fig = plot_reconstructions(x0.numpy(), y.numpy(), [r.numpy() for r in recon], values,
                                cfg.sampler.knob, title=title)
     save_figure(fig, job_dir / "reconstructions.png")
     plt.close(fig)

@@ -160,3 +160,12 @@ def test_graph_is_freed_every_step():
     alive = [r for r in refs[:-1] if r() is not None]
     assert len(refs) == 200 and not alive
     assert out.samples.grad_fn is None
+
+
+def test_identity_data_step_minimises_the_hqs_objective():
+    from vsdr.operators import Identity
+
+    x0_hat, y = torch.tensor([[1.0, 2.0]]), torch.tensor([[3.0, -2.0]])
+    out = Identity().prox_data(x0_hat, y, 0.5)
+    # hand: (y + 0.5 x̂0) / 1.5
+    assert out[0].tolist() == pytest.approx([(3 + 0.5) / 1.5, (-2 + 1) / 1.5])

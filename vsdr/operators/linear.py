@@ -15,6 +15,12 @@ class LinearOperator:
     def adjoint(self, y: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def prox_data(self, x0_hat: Tensor, y: Tensor, rho: float | Tensor) -> Tensor:
+        """The data step of HQS / DiffPIR (METHOD.md §6) in closed form:
+        ``argmin_x ‖y − A x‖² + ρ ‖x − x̂0‖² = (AᵀA + ρ I)⁻¹ (Aᵀ y + ρ x̂0)``;
+        ``rho`` is a number or one value per sample ``(B,)``."""
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form data step")
+
     def __call__(self, x: Tensor) -> Tensor:
         return self.forward(x)
 
@@ -32,3 +38,9 @@ class Identity(LinearOperator):
 
     def adjoint(self, y: Tensor) -> Tensor:
         return y
+
+    def prox_data(self, x0_hat: Tensor, y: Tensor, rho: float | Tensor) -> Tensor:
+        """``(y + ρ x̂0) / (1 + ρ)``."""
+        if isinstance(rho, Tensor) and rho.dim() == 1:
+            rho = rho.to(x0_hat).view(-1, *([1] * (x0_hat.dim() - 1)))
+        return (y + rho * x0_hat) / (1.0 + rho)

@@ -5,7 +5,7 @@ import pytest
 from conftest import CONF, compose_cfg
 from omegaconf import OmegaConf
 
-GROUPS = ["dataset", "operator", "noise", "sampler", "model", "trainer", "logger", "experiment"]
+GROUPS = ["dataset", "operator", "noise", "sampler", "model", "score", "trainer", "logger", "experiment"]
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
 
 

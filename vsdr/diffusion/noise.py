@@ -30,7 +30,7 @@ class PerSampleNoise:
     """
 
     #: floats drawn per sample per chunk at most (small data: the whole chain at once)
-    CHUNK_FLOATS = 1 << 16
+    CHUNK_FLOATS = 1 << 10
 
     def __init__(self, seeds: Sequence[int], shape: Sequence[int], num_steps: int,
                  dtype: torch.dtype = torch.float32):

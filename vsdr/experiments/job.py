@@ -16,6 +16,13 @@ import vsdr
 from vsdr.diffusion.noise import per_sample_seeds
 from vsdr.diffusion.schedule import VPSchedule
 from vsdr.errors import ConfigError
+from vsdr.experiments.analytic import (
+    build_exact_score,
+    evaluate_analytic,
+    is_analytic,
+    make_oracle,
+    write_analytic_figures,
+)
 from vsdr.experiments.prior import config_hash, load_or_train_prior
 from vsdr.experiments.validate import lam_values, validate_config
 from vsdr.experiments.writer import save_figure, write_csv, write_json, write_npz
@@ -29,6 +36,8 @@ log = logging.getLogger(__name__)
 #: columns of metrics.csv, in order (others follow)
 COLUMNS = ["dataset", "operator", "sigma", "sigma_space", "sampler", "knob", "value", "mse",
            "w2", "w2_estimator", "n", "nfe", "seed"]
+#: extra columns on data with a closed-form posterior
+ANALYTIC_COLUMNS = ["mmse", "mse_opt", "kl"]
 
 #: noise streams of a job: test points, measurement noise, sampler noise (per sample)
 STREAM_TEST, STREAM_MEASUREMENT, STREAM_SAMPLER = 1, 2, 3
@@ -81,10 +90,13 @@ def knob_values(cfg: DictConfig) -> list[float]:
     return [float(v) for v in values]
 
 
-def build_score_model(cfg: DictConfig, schedule: VPSchedule, dataset, logger,
+def build_score_model(cfg: DictConfig, schedule: VPSchedule, dataset, operator, logger,
                       device: torch.device):
-    """The score model the sampler consumes, and a dict saying where it came from."""
-    return load_or_train_prior(cfg, schedule, dataset, logger, device)
+    """The score model the sampler consumes (``score=network``: the trained ε-network;
+    ``exact_prior`` / ``exact_posterior``: closed forms), and a dict saying where it came from."""
+    if cfg.score.name == "network":
+        return load_or_train_prior(cfg, schedule, dataset, logger, device)
+    return build_exact_score(cfg, dataset, operator, schedule)
 
 
 def sample_all(cfg: DictConfig, sampler, model, x0, y, operator, values, schedule, device):
@@ -104,19 +116,22 @@ def sample_all(cfg: DictConfig, sampler, model, x0, y, operator, values, schedul
     return recon, result.nfe, seconds
 
 
+def base_row(cfg: DictConfig) -> dict:
+    """The columns every metrics row of this job shares."""
+    return {"dataset": cfg.dataset.name, "operator": cfg.operator.name,
+            "sigma": float(cfg.noise.sigma), "sigma_space": cfg.noise.space,
+            "sampler": cfg.sampler.name, "knob": cfg.sampler.knob, "seed": int(cfg.seed)}
+
+
 def evaluate(cfg: DictConfig, x0, recon, values, nfe: int) -> list[dict]:
-    """One metrics row per knob value (columns of ``COLUMNS``)."""
+    """One metrics row per knob value (columns of ``COLUMNS``): MSE to the paired clean
+    point, exact empirical W2 to the clean test points."""
     rows = []
     for value, r in zip(values, recon):
         w2, estimator = empirical_w2(r.numpy(), x0.numpy(), int(cfg.eval.w2_max_exact),
                                      seed=int(cfg.seed))
-        rows.append({
-            "dataset": cfg.dataset.name, "operator": cfg.operator.name,
-            "sigma": float(cfg.noise.sigma), "sigma_space": cfg.noise.space,
-            "sampler": cfg.sampler.name, "knob": cfg.sampler.knob, "value": value,
-            "mse": mse(x0, r), "w2": w2, "w2_estimator": estimator, "n": len(x0),
-            "nfe": nfe, "seed": int(cfg.seed),
-        })
+        rows.append(dict(base_row(cfg), value=value, mse=mse(x0, r), w2=w2, w2_estimator=estimator,
+                         n=len(x0), nfe=nfe))
     return rows
 
 
@@ -136,14 +151,27 @@ def run_job(cfg: DictConfig, job_dir: str | Path) -> list[dict]:
                                  float(cfg.diffusion.beta_end))
     logger = build_logger(cfg, job_dir)
     try:
-        model, model_info = build_score_model(cfg, schedule, dataset, logger, device)
-        x0, y = make_measurements(cfg, dataset, operator)
+        model, model_info = build_score_model(cfg, schedule, dataset, operator, logger, device)
+        oracle = make_oracle(cfg, dataset, operator, STREAM_TEST) if is_analytic(dataset) else None
+        if oracle is not None:  # one observation, n reconstructions of it
+            n = int(cfg.data.n_test)
+            g = torch.Generator().manual_seed(per_sample_seeds(int(cfg.seed), [1], STREAM_TEST)[0])
+            x0 = oracle.post.sample(n, g).float()  # posterior draws (the reference panel)
+            y = oracle.y.float().expand(n, -1).contiguous()
+        else:
+            x0, y = make_measurements(cfg, dataset, operator)
         recon, nfe, sample_seconds = sample_all(cfg, sampler, model, x0, y, operator, values,
                                                 schedule, device)
-        rows = evaluate(cfg, x0, recon, values, nfe)
+        if oracle is not None:
+            rows = evaluate_analytic(cfg, oracle, recon, values, nfe, base_row(cfg))
+        else:
+            rows = evaluate(cfg, x0, recon, values, nfe)
         write_outputs(cfg, job_dir, rows, x0, y, recon, values, model_info,
                       {"sample_seconds": sample_seconds,
                        "wall_seconds": time.perf_counter() - t_start})
+        if oracle is not None and dataset.dim == 2:
+            write_analytic_figures(cfg, job_dir, dataset, oracle, sampler, model, operator,
+                                   schedule, rows)
         if logger is not None:
             for r in rows:
                 logger.log_metrics({f"eval/{r['knob']}={r['value']:g}/mse": r["mse"],
@@ -168,7 +196,8 @@ def write_outputs(cfg: DictConfig, job_dir: Path, rows: list[dict], x0, y, recon
                   model_info: dict, timing: dict) -> None:
     """metrics.csv, metrics.json, samples.npz, reconstructions.png, dp_curve.{csv,png}."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    write_csv(job_dir / "metrics.csv", rows, COLUMNS)
+    columns = COLUMNS + [c for c in ANALYTIC_COLUMNS if c in rows[0]]
+    write_csv(job_dir / "metrics.csv", rows, columns)
     write_json(job_dir / "metrics.json", {
         "rows": rows, "config": resolved, "config_hash": config_hash(resolved),
         "seed": int(cfg.seed), "nfe": rows[0]["nfe"], "model": model_info, **timing,
@@ -181,11 +210,13 @@ def write_outputs(cfg: DictConfig, job_dir: Path, rows: list[dict], x0, y, recon
              f"({cfg.noise.space} units), {cfg.sampler.name}")
     import matplotlib.pyplot as plt
 
-    fig = plot_reconstructions(x0.numpy(), y.numpy(), [r.numpy() for r in recon], values,
-                               cfg.sampler.knob, title=title)
-    save_figure(fig, job_dir / "reconstructions.png")
-    plt.close(fig)
-    write_csv(job_dir / "dp_curve.csv", rows, COLUMNS)
+    if x0.dim() == 2 and x0.shape[1] == 2:
+        y_plot = y.numpy() if y.shape[-1] == 2 else None
+        fig = plot_reconstructions(x0.numpy(), y_plot, [r.numpy() for r in recon], values,
+                                   cfg.sampler.knob, title=title)
+        save_figure(fig, job_dir / "reconstructions.png")
+        plt.close(fig)
+    write_csv(job_dir / "dp_curve.csv", rows, columns)
     fig = plot_dp_curve(rows, title=title)
     save_figure(fig, job_dir / "dp_curve.png")
     plt.close(fig)

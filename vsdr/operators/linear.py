@@ -24,6 +24,13 @@ class LinearOperator:
     def __call__(self, x: Tensor) -> Tensor:
         return self.forward(x)
 
+    def as_matrix(self, dim: int) -> Tensor:
+        """``A`` as a dense float64 matrix ``(k, dim)`` (for small point data): its columns are
+        ``A e_j``."""
+        import torch
+
+        return self.forward(torch.eye(dim, dtype=torch.float64)).T.contiguous()
+
 
 class Identity(LinearOperator):
     """``A = I``: denoising."""

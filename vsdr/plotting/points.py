@@ -12,15 +12,16 @@ import numpy as np  # noqa: E402
 from vsdr.plotting.dp import KNOB_SYMBOL  # noqa: E402
 
 
-def plot_reconstructions(x0: np.ndarray, y: np.ndarray, recon: Sequence[np.ndarray],
+def plot_reconstructions(x0: np.ndarray, y: np.ndarray | None, recon: Sequence[np.ndarray],
                          values: Sequence[float], knob: str = "lam", title: str = ""):
-    """Panels: clean ``x0``, noisy ``y``, then one per reconstruction set."""
-    panels = [("clean x0", x0), ("noisy y", y)]
+    """Panels: clean ``x0``, noisy ``y`` (when it lives in x-space), then one per
+    reconstruction set."""
+    panels = [("clean x0", x0)] + ([("noisy y", y)] if y is not None else [])
     sym = KNOB_SYMBOL.get(knob, knob)
     panels += [(f"{sym} = {v:g}", r) for v, r in zip(values, recon)]
     n = len(panels)
     fig, axes = plt.subplots(1, n, figsize=(2.3 * n, 2.5), sharex=True, sharey=True)
-    lim = np.percentile(np.abs(np.concatenate([x0, y])), 99.5) * 1.1
+    lim = np.percentile(np.abs(np.concatenate([x0] + ([y] if y is not None else []))), 99.5) * 1.1
     for ax, (name, pts) in zip(np.atleast_1d(axes), panels):
         ax.scatter(pts[:, 0], pts[:, 1], s=1.5, alpha=0.5, color="C3" if name == "noisy y" else "C0")
         ax.set_title(name, fontsize=9)

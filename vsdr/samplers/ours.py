@@ -14,6 +14,11 @@ from vsdr.diffusion.step import variance_scaled_step
 from vsdr.samplers.base import SampleResult
 
 
+def signal_shape(y: Tensor, operator) -> tuple[int, ...]:
+    """The shape of one ``x0`` that explains ``y``: that of ``Aᵀ y`` (``A`` may be non-square)."""
+    return tuple(operator.adjoint(y[:1]).shape[1:])
+
+
 class VarianceScaledSampler:
     """Algorithm 1, variance-scaled DPS. For ``i = T−1, …, 0`` (``t = i + 1``):
 
@@ -85,8 +90,8 @@ class VarianceScaledSampler:
         B = y.shape[0]
         if lam.numel() != B or len(seeds) != B:
             raise ValueError(f"need one λ and one seed per sample: {lam.numel()}, {len(seeds)}, {B}")
-        noise = PerSampleNoise(seeds, y.shape[1:] if x_T is None else x_T.shape[1:], schedule.T,
-                               dtype=y.dtype)
+        shape = signal_shape(y, operator) if x_T is None else x_T.shape[1:]
+        noise = PerSampleNoise(seeds, shape, schedule.T, dtype=y.dtype)
         x = noise.initial() if x_T is None else x_T.clone()
         x = x.to(y.device)
         zeta = self.zeta(lam)

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -126,7 +124,8 @@ def test_state_dict_roundtrip_and_partial_fails(tmp_path):
     partial.pop("out.2.weight")
     partial["extra.weight"] = torch.zeros(1)
     torch.save(partial, tmp_path / "partial.pt")
-    with pytest.raises(ConfigError, match=r"missing keys \['out.2.weight'\].*unexpected keys \['extra.weight'\]"):
+    with pytest.raises(ConfigError,
+                       match=r"missing keys \['out.2.weight'\].*unexpected keys \['extra.weight'\]"):
         load_state_strict(_tiny(), tmp_path / "partial.pt")
     with pytest.raises(ConfigError, match="shape mismatches"):
         load_state_strict(_tiny(num_channels=64), path)
@@ -134,19 +133,24 @@ def test_state_dict_roundtrip_and_partial_fails(tmp_path):
         load_state_strict(_tiny(), tmp_path / "nope.pt")
 
 
-def test_check_checkpoint_script(tmp_path):
+def test_check_checkpoint_script(tmp_path, capsys):
+    import importlib.util
+
+    path = ROOT / "scripts" / "check_checkpoint.py"
+    spec = importlib.util.spec_from_file_location("check_checkpoint", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
     net = _instantiate("adm_small")
     sd = net.state_dict()
     torch.save(sd, tmp_path / "ok.pt")
     sd = dict(sd)
     sd.pop("middle_block.1.qkv.bias")
     torch.save({"state_dict": sd}, tmp_path / "bad.pt")
-    script = str(ROOT / "scripts" / "check_checkpoint.py")
-    ok = subprocess.run([sys.executable, script, str(tmp_path / "ok.pt"), "--model", "adm_small"],
-                        capture_output=True, text=True)
-    assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "1,371,974 parameters" in ok.stdout and "loads strictly" in ok.stdout
-    bad = subprocess.run([sys.executable, script, str(tmp_path / "bad.pt"), "--model", "adm_small"],
-                         capture_output=True, text=True)
-    assert bad.returncode == 1
-    assert "missing: 1" in bad.stdout and "middle_block.1.qkv.bias" in bad.stdout
+    assert script.main([str(tmp_path / "ok.pt"), "--model", "adm_small"]) == 0
+    out = capsys.readouterr().out
+    assert "1,371,974 parameters" in out and "loads strictly" in out
+    assert script.main([str(tmp_path / "bad.pt"), "--model", "adm_small"]) == 1
+    out = capsys.readouterr().out
+    assert "missing: 1" in out and "middle_block.1.qkv.bias" in out and "NOT" in out
+    assert script.main([str(tmp_path / "nope.pt")]) == 1
+    assert "does not exist" in capsys.readouterr().out

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from vsdr.data.images import save_images
 from vsdr.metrics.image import (
     BACKBONE_FILES,
     INCEPTION_FILE,
@@ -15,14 +16,13 @@ from vsdr.metrics.image import (
     StandinFeatures,
     build_lpips,
     build_lpips_standin,
+    fid_folders,
     find_backbone,
     find_inception,
-    fid_folders,
     image_mse,
     lpips_distance,
     psnr,
 )
-from vsdr.data.images import save_images
 
 
 @pytest.fixture

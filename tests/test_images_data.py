@@ -40,7 +40,8 @@ def test_sorted_scaled_and_limited(folder):
     np.testing.assert_allclose(x[1].permute(1, 2, 0).numpy(), expect, atol=1e-6)
     assert float(x.min()) >= -1.0 and float(x.max()) <= 1.0
     # 0 → −1 and 255 → +1 exactly
-    _write(root / "zz/extremes.png", np.stack([np.zeros((8, 8)), np.full((8, 8), 255), np.zeros((8, 8))], -1).astype(np.uint8))
+    rgb = np.stack([np.zeros((8, 8)), np.full((8, 8), 255), np.zeros((8, 8))], -1).astype(np.uint8)
+    _write(root / "zz/extremes.png", rgb)
     last = ImageFolder(root, image_size=8)[4]
     assert float(last[0].max()) == -1.0 and float(last[1].min()) == 1.0
     assert len(ImageFolder(root, image_size=8, limit=2)) == 2

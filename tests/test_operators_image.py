@@ -157,7 +157,8 @@ def _circular_adjoint(op, y, shape):
 
 @pytest.mark.parametrize("op", [GaussianBlur(), SuperResolution(scale=4), SuperResolution(scale=8)],
                          ids=["blur", "sr4", "sr8"])
-@pytest.mark.parametrize("rho", [0.05, torch.tensor([0.3, 2.0], dtype=torch.float64)], ids=["scalar", "per_sample"])
+@pytest.mark.parametrize("rho", [0.05, torch.tensor([0.3, 2.0], dtype=torch.float64)],
+                         ids=["scalar", "per_sample"])
 def test_prox_data_solves_its_normal_equations(op, rho):
     torch.manual_seed(5)
     shape = (2, 3, 32, 40)

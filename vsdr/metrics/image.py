@@ -73,7 +73,8 @@ def find_backbone(net: str = "alex", path: str | Path | None = None) -> Path:
         p = Path(path)
         if p.is_file():
             return p
-        raise MissingWeightsError(f"the LPIPS backbone file {p} does not exist (expected torchvision's {name})")
+        raise MissingWeightsError(
+            f"the LPIPS backbone file {p} does not exist (expected torchvision's {name})")
     p = hub_checkpoints() / name
     if p.is_file():
         return p
@@ -96,7 +97,8 @@ def find_inception(path: str | Path | None = None) -> Path:
             return folder / INCEPTION_FILE
     raise MissingWeightsError(
         f"FID needs clean-fid's Inception weights {INCEPTION_FILE}, not found: put the file in "
-        f"{CLEANFID_FOLDER}/ (clean-fid's folder) or {hub_checkpoints()}/, or give its path ({INCEPTION_URL})")
+        f"{CLEANFID_FOLDER}/ (clean-fid's folder) or {hub_checkpoints()}/, "
+        f"or give its path ({INCEPTION_URL})")
 
 
 # ---------------------------------------------------------------- LPIPS
@@ -141,7 +143,8 @@ def build_lpips(net: str = "alex", backbone: str | Path | None = None) -> nn.Mod
     for key in trunk:
         src = "features." + key.split(".", 1)[1]  # slice3.6.weight → features.6.weight
         if src not in state or state[src].shape != trunk[key].shape:
-            raise ConfigError(f"{file} is not torchvision's {net} weights (no {src} of shape {tuple(trunk[key].shape)})")
+            raise ConfigError(f"{file} is not torchvision's {net} weights "
+                              f"(no {src} of shape {tuple(trunk[key].shape)})")
         mapped[key] = state[src]
     model.net.load_state_dict(mapped, strict=True)
     return model
@@ -227,7 +230,8 @@ class ImageMetrics:
 
     def _lpips_model(self) -> nn.Module:
         if self._lpips is None:
-            m = build_lpips_standin(self.lpips_net) if self.standin else build_lpips(self.lpips_net, self.lpips_backbone)
+            m = (build_lpips_standin(self.lpips_net) if self.standin
+                 else build_lpips(self.lpips_net, self.lpips_backbone))
             self._lpips = m.to(self.device)
         return self._lpips
 
@@ -247,7 +251,8 @@ class ImageMetrics:
         if self.fid:
             key = "fid" + self.suffix
             try:
-                extractor = StandinFeatures().to(self.device) if self.standin else build_inception(self.inception, self.device)
+                extractor = (StandinFeatures().to(self.device) if self.standin
+                             else build_inception(self.inception, self.device))
                 with tempfile.TemporaryDirectory(dir=workdir) as tmp:
                     save_images(x0, Path(tmp) / "truth")
                     save_images(x_hat, Path(tmp) / "recon")

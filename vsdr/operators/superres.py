@@ -91,7 +91,8 @@ class SuperResolution(LinearOperator):
 
     def _check_divisible(self, h: int, w: int) -> None:
         if h % self.scale or w % self.scale:
-            raise ValueError(f"the closed-form SR data step needs sides divisible by {self.scale}, got {h}×{w}")
+            raise ValueError(
+                f"the closed-form SR data step needs sides divisible by {self.scale}, got {h}×{w}")
 
     def circular(self, x: Tensor) -> Tensor:
         """``A_c x = (c ⊛ x)[::s, ::s]``: the interior filter as a circular convolution, then

@@ -179,3 +179,14 @@ def test_prox_data_limits():
     torch.testing.assert_close(op.prox_data(x0, y, 1e8), x0, atol=1e-6, rtol=0)  # ρ → ∞: x̂0
     with pytest.raises(ValueError, match="divisible by 8"):
         SuperResolution(scale=8).prox_data(torch.zeros(1, 3, 30, 32), torch.zeros(1, 3, 4, 4), 1.0)
+
+
+@pytest.mark.parametrize("op", [GaussianBlur(), SuperResolution(scale=4)], ids=["blur", "sr4"])
+def test_prox_data_float32_agrees_with_float64(op):
+    torch.manual_seed(7)
+    x0 = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    y = op.circular(torch.randn_like(x0))
+    ref = op.prox_data(x0, y, 0.2)
+    got = op.prox_data(x0.float(), y.float(), torch.tensor([0.2, 0.2]))
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got.double(), ref, atol=1e-5, rtol=1e-4)

@@ -41,6 +41,7 @@ class GaussianBlur(LinearOperator):
         r = self.radius
         self.full_kernel = torch.from_numpy(full)
         self.kernel = torch.from_numpy(full[c - r: c + r + 1, c - r: c + r + 1].copy())
+        self._otfs: dict[tuple, Tensor] = {}
 
     def _weight(self, x: Tensor) -> Tensor:
         k = self.kernel.to(device=x.device, dtype=x.dtype)
@@ -55,8 +56,12 @@ class GaussianBlur(LinearOperator):
 
     # -- the circular model of the closed-form data step ------------------------------------
     def _otf(self, h: int, w: int, like: Tensor) -> Tensor:
-        off = torch.arange(-self.radius, self.radius + 1)
-        return kernel_otf(self.kernel, off, off, h, w).to(like.device)
+        key = (h, w, like.dtype, like.device)
+        if key not in self._otfs:  # computed in float64, kept in the input's complex precision
+            off = torch.arange(-self.radius, self.radius + 1)
+            cdtype = torch.complex128 if like.dtype == torch.float64 else torch.complex64
+            self._otfs[key] = kernel_otf(self.kernel, off, off, h, w).to(like.device, cdtype)
+        return self._otfs[key]
 
     def circular(self, x: Tensor) -> Tensor:
         """``A_c x``: the same kernel as a circular convolution (periodic boundary)."""

@@ -58,6 +58,7 @@ class SuperResolution(LinearOperator):
             raise ValueError(f"super_resolution.scale must be a positive integer, got {scale}")
         self.scale = int(scale)
         self._cache: dict[tuple, Tensor] = {}
+        self._otfs: dict[tuple, Tensor] = {}
 
     def _mat(self, n: int, like: Tensor) -> Tensor:
         key = (n, like.dtype, like.device)
@@ -84,10 +85,14 @@ class SuperResolution(LinearOperator):
         return idx[i] - 1 - self.scale * i, w[i]
 
     def _otf(self, h: int, w: int, like: Tensor) -> Tensor:
-        d, wd = self.filter_taps()
-        off = torch.from_numpy(d)
-        k = torch.from_numpy(np.outer(wd, wd))
-        return kernel_otf(k, off, off, h, w).to(like.device)
+        key = (h, w, like.dtype, like.device)
+        if key not in self._otfs:  # computed in float64, kept in the input's complex precision
+            d, wd = self.filter_taps()
+            off = torch.from_numpy(d)
+            k = torch.from_numpy(np.outer(wd, wd))
+            cdtype = torch.complex128 if like.dtype == torch.float64 else torch.complex64
+            self._otfs[key] = kernel_otf(k, off, off, h, w).to(like.device, cdtype)
+        return self._otfs[key]
 
     def _check_divisible(self, h: int, w: int) -> None:
         if h % self.scale or w % self.scale:

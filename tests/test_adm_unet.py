@@ -54,6 +54,19 @@ def test_ffhq_parameter_count_and_shapes(ffhq):
         assert key in sd, key
 
 
+def test_ffhq_state_dict_reloads_strictly(ffhq, tmp_path):
+    path = tmp_path / "ffhq_like.pt"
+    torch.save(ffhq.state_dict(), path)  # ~374 MB, the size of ffhq_10m.pt
+    fresh = _instantiate("adm_ffhq")
+    with torch.no_grad():
+        for p in fresh.parameters():
+            p.add_(1.0)
+    load_state_strict(fresh, path)
+    for (k, a), b in zip(ffhq.state_dict().items(), fresh.state_dict().values()):
+        assert torch.equal(a, b), k
+    path.unlink()
+
+
 def test_ffhq_attention_only_at_16(ffhq):
     # the resolution of each encoder block, from its down-sampling blocks
     ds, res = 1, {}

@@ -1,0 +1,81 @@
+"""Check a checkpoint against a model config before a run.
+
+    python scripts/check_checkpoint.py PATH [--model adm_ffhq]
+
+Builds ``conf/model/<model>.yaml`` without weights, reads PATH (a plain state dict or one
+under ``state_dict``) and reports the parameter counts, the missing and unexpected keys and
+the shape mismatches. Exit status 0 when the file loads strictly, 1 when it does not.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from vsdr.experiments.job import META_KEYS  # noqa: E402
+
+
+def build_model(name: str) -> torch.nn.Module:
+    import hydra
+
+    cfg = OmegaConf.load(ROOT / "conf" / "model" / f"{name}.yaml")
+    node = {k: v for k, v in OmegaConf.to_container(cfg).items()
+            if k not in (*META_KEYS, "ckpt", "preconditioning")}
+    return hydra.utils.instantiate(node)
+
+
+def compare(net: torch.nn.Module, state: dict) -> dict:
+    """Missing, unexpected and mis-shaped keys of ``state`` against ``net``."""
+    own = net.state_dict()
+    return {
+        "missing": [k for k in own if k not in state],
+        "unexpected": [k for k in state if k not in own],
+        "shapes": [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+                   for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("path")
+    ap.add_argument("--model", default="adm_ffhq", help="a conf/model option (default adm_ffhq)")
+    ap.add_argument("--show", type=int, default=10, help="how many keys to list per kind")
+    args = ap.parse_args(argv)
+    path = Path(args.path)
+    if not path.is_file():
+        print(f"{path} does not exist")
+        return 1
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001
+        print(f"{path} is not a readable torch checkpoint ({e})")
+        return 1
+    state = payload.get("state_dict", payload) if isinstance(payload, dict) else None
+    if not isinstance(state, dict):
+        print(f"{path} holds no state dict")
+        return 1
+    net = build_model(args.model)
+    n_model = sum(p.numel() for p in net.parameters())
+    n_file = sum(v.numel() for v in state.values() if isinstance(v, torch.Tensor))
+    print(f"model {args.model}: {n_model:,} parameters, {len(net.state_dict())} tensors")
+    print(f"file  {path}: {n_file:,} values, {len(state)} tensors")
+    report = compare(net, state)
+    for kind, keys in report.items():
+        print(f"{kind}: {len(keys)}")
+        for k in keys[: args.show]:
+            print(f"  {k}")
+        if len(keys) > args.show:
+            print(f"  ... {len(keys) - args.show} more")
+    ok = not any(report.values())
+    print("loads strictly" if ok else "does NOT load strictly")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Image metrics: PSNR by hand, LPIPS and FID plumbing with locally built stand-ins (labelled),
+and clear messages when pretrained weights are missing."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from vsdr.data.images import save_images
+from vsdr.metrics.image import (
+    BACKBONE_FILES,
+    INCEPTION_FILE,
+    ImageMetrics,
+    MissingWeightsError,
+    StandinFeatures,
+    build_lpips,
+    build_lpips_standin,
+    fid_folders,
+    find_backbone,
+    find_inception,
+    image_mse,
+    lpips_distance,
+    psnr,
+)
+
+
+@pytest.fixture
+def empty_hub(tmp_path, monkeypatch):
+    """A torch hub folder with nothing in it, and clean-fid's /tmp folder pointed elsewhere."""
+    hub = tmp_path / "hub"
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
+    monkeypatch.setattr("vsdr.metrics.image.CLEANFID_FOLDER", tmp_path / "cleanfid_tmp")
+    return hub
+
+
+def test_psnr_and_mse_hand_computed():
+    x0 = torch.zeros(2, 3, 4, 4)              # grey 0.5 in [0, 1]
+    x_hat = torch.zeros(2, 3, 4, 4)
+    x_hat[0] += 0.2                          # 0.1 off in [0, 1] everywhere: MSE 0.01, PSNR 20 dB
+    x_hat[1, 0, 0, 0] = 1.0                  # one pixel 0.5 off: MSE 0.25/48
+    mse = image_mse(x0, x_hat)
+    torch.testing.assert_close(mse, torch.tensor([0.01, 0.25 / 48], dtype=torch.float64))
+    p = psnr(x0, x_hat)
+    assert float(p[0]) == pytest.approx(20.0, abs=1e-5)  # 0.2 is not exact in float32
+    assert float(p[1]) == pytest.approx(10 * math.log10(48 / 0.25), abs=1e-9)
+    # reconstructions are clipped to the valid range before measuring
+    assert float(image_mse(x0, torch.full_like(x0, 3.0))[0]) == pytest.approx(0.25)
+
+
+def test_lpips_standin_needs_no_download_and_is_zero_on_identical(monkeypatch):
+    def refuse(*a, **k):
+        raise AssertionError("tried to download")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+    model = build_lpips_standin("alex", seed=0)
+    torch.manual_seed(0)
+    x = torch.rand(3, 3, 64, 64) * 2 - 1
+    d0 = lpips_distance(model, x, x)
+    assert torch.equal(d0, torch.zeros(3, dtype=torch.float64))
+    d1 = lpips_distance(model, x, x + 0.3 * torch.randn_like(x))
+    d2 = lpips_distance(model, x, x + 0.6 * torch.randn_like(x))
+    assert (d1 > 0).all() and (d2 > d1).all()
+    # the same seed builds the same stand-in
+    other = build_lpips_standin("alex", seed=0)
+    torch.testing.assert_close(lpips_distance(other, x, x + 0.1), lpips_distance(model, x, x + 0.1))
+
+
+def test_real_lpips_path_loads_a_torchvision_backbone_from_the_hub(empty_hub):
+    import torchvision
+
+    with pytest.raises(MissingWeightsError, match=r"alexnet-owt-7be5be79\.pth.*hub/checkpoints"):
+        build_lpips("alex")
+    tv = torchvision.models.alexnet()
+    (empty_hub / "checkpoints").mkdir(parents=True)
+    torch.save(tv.state_dict(), empty_hub / "checkpoints" / BACKBONE_FILES["alex"])
+    model = build_lpips("alex")
+    trunk = model.net.state_dict()  # LPIPS's sliceK.i.* are torchvision's features.i.*
+    assert len(trunk) == 10
+    for key, value in trunk.items():
+        assert torch.equal(value, tv.features.state_dict()[key.split(".", 1)[1]]), key
+    with pytest.raises(MissingWeightsError, match="does not exist"):
+        find_backbone("alex", empty_hub / "elsewhere.pth")
+
+
+def test_fid_standin_zero_on_identical_sets_positive_otherwise(tmp_path):
+    torch.manual_seed(1)
+    a = torch.rand(8, 3, 32, 32) * 2 - 1
+    b = (a + 0.5 * torch.randn_like(a)).clamp(-1, 1)
+    c = (a + 0.1 * torch.randn_like(a)).clamp(-1, 1)
+    save_images(c, tmp_path / "c")
+    save_images(a, tmp_path / "a")
+    save_images(a, tmp_path / "a2")
+    save_images(b, tmp_path / "b")
+    ext = StandinFeatures()
+    same = fid_folders(tmp_path / "a", tmp_path / "a2", ext)
+    diff = fid_folders(tmp_path / "a", tmp_path / "b", ext)
+    assert abs(same) < 1e-6
+    assert diff > 1e-3 and diff > 1e4 * abs(same)
+    assert fid_folders(tmp_path / "a", tmp_path / "c", ext) < diff  # less noise, closer sets
+
+
+def test_missing_inception_message(empty_hub, tmp_path):
+    with pytest.raises(MissingWeightsError, match=rf"{INCEPTION_FILE}.*cleanfid_tmp/.*hub/checkpoints/"):
+        find_inception()
+    with pytest.raises(MissingWeightsError, match="not found at"):
+        find_inception(tmp_path / "nope.pt")
+
+
+def test_image_metrics_runs_the_rest_and_labels_standins(empty_hub):
+    torch.manual_seed(2)
+    x0 = torch.rand(4, 3, 32, 32) * 2 - 1
+    x_hat = x0 + 0.1 * torch.randn_like(x0)
+    real = ImageMetrics()
+    row = real(x0, x_hat)
+    assert set(row) == {"mse", "psnr", "lpips", "fid"}
+    assert math.isnan(row["lpips"]) and math.isnan(row["fid"])
+    assert row["mse"] == pytest.approx(float(image_mse(x0, x_hat).mean()))
+    assert len(real.notes) == 2
+    assert "alexnet-owt-7be5be79.pth" in real.notes[0] and INCEPTION_FILE in real.notes[1]
+    stand = ImageMetrics(standin=True)
+    row = stand(x0, x0)
+    assert set(row) == {"mse", "psnr", "lpips_standin", "fid_standin"} and not stand.notes
+    assert row["lpips_standin"] == 0.0 and abs(row["fid_standin"]) < 1e-6 and row["mse"] == 0.0

@@ -1,0 +1,93 @@
+"""Image data: a folder of PNG/JPEG files (FFHQ's layout), pixels scaled to ``[−1, 1]``
+(DPS: ``ToTensor`` then ``(x − 0.5)/0.5``; REFERENCES.md, "DPS")."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from vsdr.errors import ConfigError
+
+EXTENSIONS = (".png", ".jpg", ".jpeg")
+
+
+def list_images(root: str | Path) -> list[Path]:
+    """Every PNG/JPEG under ``root`` (sub-folders included, FFHQ's ``00000/00000.png``
+    layout), sorted by path relative to ``root``."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ConfigError(f"data.root={root} is not a folder of images")
+    return sorted((p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in EXTENSIONS),
+                  key=lambda p: p.relative_to(root).as_posix())
+
+
+def read_image(path: str | Path, image_size: int | None = None) -> Tensor:
+    """One image as ``(3, H, W)`` float32 in ``[−1, 1]`` (grey or RGBA converted to RGB);
+    ``ConfigError`` naming the file when it cannot be read or is not ``image_size²``."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except (OSError, UnidentifiedImageError, ValueError) as e:
+        raise ConfigError(f"cannot read image {path} ({e})") from e
+    h, w = arr.shape[:2]
+    if image_size is not None and (h, w) != (image_size, image_size):
+        raise ConfigError(f"image {path} is {w}×{h}, expected {image_size}×{image_size} (data.image_size)")
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div(127.5).sub(1.0)
+
+
+def to_uint8(x: Tensor) -> np.ndarray:
+    """``(B, 3, H, W)`` in ``[−1, 1]`` → ``(B, H, W, 3)`` uint8 (clipped, rounded)."""
+    return ((x.detach().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def save_images(x: Tensor, folder: str | Path, names: Sequence[str] | None = None) -> list[Path]:
+    """Write ``(B, 3, H, W)`` images in ``[−1, 1]`` as PNGs (``00000.png``… unless ``names``)."""
+    from PIL import Image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = list(names) if names is not None else [f"{i:05d}.png" for i in range(len(x))]
+    paths = []
+    for arr, name in zip(to_uint8(x), names):
+        paths.append(folder / name)
+        Image.fromarray(arr).save(paths[-1])
+    return paths
+
+
+class ImageFolder:
+    """The sorted images of ``root``, the first ``limit`` of them (all when ``None``), each
+    ``image_size × image_size`` RGB, as ``[−1, 1]`` tensors."""
+
+    name = "images"
+
+    def __init__(self, root: str | Path, image_size: int = 256, limit: int | None = None,
+                 name: str | None = None, **_: object):
+        if name is not None:
+            self.name = name
+        self.root, self.image_size = Path(root), int(image_size)
+        files = list_images(self.root)
+        if not files:
+            raise ConfigError(f"data.root={self.root} holds no PNG or JPEG images")
+        if limit is not None:
+            if int(limit) < 1:
+                raise ConfigError(f"data.limit must be positive, got {limit}")
+            files = files[: int(limit)]
+        self.files = files
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> Tensor:
+        return read_image(self.files[i], self.image_size)
+
+    def load(self, n: int | None = None) -> Tensor:
+        """The first ``n`` images (all when ``None``) as ``(n, 3, H, W)`` float32."""
+        n = len(self) if n is None else n
+        if n > len(self):
+            raise ConfigError(f"asked for {n} images but {self.root} (limit applied) holds {len(self)}")
+        return torch.stack([self[i] for i in range(n)])

@@ -169,7 +169,7 @@ def run_job(cfg: DictConfig, job_dir: str | Path) -> list[dict]:
         write_outputs(cfg, job_dir, rows, x0, y, recon, values, model_info,
                       {"sample_seconds": sample_seconds,
                        "wall_seconds": time.perf_counter() - t_start})
-        if oracle is not None and dataset.dim == 2:
+        if oracle is not None:
             write_analytic_figures(cfg, job_dir, dataset, oracle, sampler, model, operator,
                                    schedule, rows)
         if logger is not None:

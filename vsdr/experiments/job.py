@@ -15,12 +15,15 @@ from omegaconf import DictConfig, OmegaConf
 import vsdr
 from vsdr.diffusion.noise import per_sample_seeds
 from vsdr.diffusion.schedule import VPSchedule
-from vsdr.errors import ConfigError
-from vsdr.experiments.prior import config_hash, load_or_train_prior
+from vsdr.errors import ConfigError, JobFault
+from vsdr.experiments.prior import load_or_train_prior
+from vsdr.experiments.resume import ChunkStore, finished_rows, results_hash
+from vsdr.experiments.shards import item_rows, shard_indices
 from vsdr.experiments.validate import lam_values, validate_config
-from vsdr.experiments.writer import save_figure, write_csv, write_json, write_npz
+from vsdr.experiments.writer import ensure_writable, save_figure, write_csv, write_json, write_npz
 from vsdr.metrics.distortion import mse
 from vsdr.metrics.w2 import empirical_w2
+from vsdr.models.invariant import make_batch_invariant
 from vsdr.plotting.dp import plot_dp_curve
 from vsdr.plotting.points import plot_reconstructions
 
@@ -87,21 +90,44 @@ def build_score_model(cfg: DictConfig, schedule: VPSchedule, dataset, logger,
     return load_or_train_prior(cfg, schedule, dataset, logger, device)
 
 
-def sample_all(cfg: DictConfig, sampler, model, x0, y, operator, values, schedule, device):
-    """Every knob value side by side in one batch; test point ``j`` has the same seed for
-    every value. Returns reconstructions ``(len(values), n, ...)``, nfe and seconds."""
+def sample_all(cfg: DictConfig, sampler, model, x0, y, operator, values, schedule, device,
+               indices=None, store: ChunkStore | None = None):
+    """Every knob value side by side; test point ``j`` (global index ``indices[p]``) has the
+    same seed for every value, in every chunk and shard. The points are sampled in chunks of
+    ``data.batch_size`` (null: all at once); with a ``store``, finished chunks are saved and
+    reloaded on a rerun. Returns reconstructions ``(len(values), n, ...)``, the nfe of one
+    chain (every chunk runs the same chain) and the seconds spent sampling."""
     n = len(x0)
-    seeds = per_sample_seeds(int(cfg.seed), range(n), stream=STREAM_SAMPLER)
-    knob = torch.tensor(values, dtype=torch.float64).repeat_interleave(n)
-    y_all = y.repeat(len(values), *([1] * (y.dim() - 1))).to(device)
-    t0 = time.perf_counter()
-    result = sampler(model, y_all, operator, float(cfg.noise.sigma), knob, seeds * len(values),
-                     schedule)
-    seconds = time.perf_counter() - t0
-    recon = result.samples.detach().cpu().reshape(len(values), n, *x0.shape[1:])
-    if not torch.isfinite(recon).all():
-        raise FloatingPointError("the sampler produced non-finite values")
-    return recon, result.nfe, seconds
+    indices = np.arange(n) if indices is None else np.asarray(indices)
+    size = int(cfg.data.get("batch_size") or 0) or n
+    chunks, nfe, t0, reused = [], 0, time.perf_counter(), 0
+    for p0 in range(0, n, size):
+        p1 = min(n, p0 + size)
+        start, stop = int(indices[p0]), int(indices[p1 - 1]) + 1
+        saved = store.load(start, stop) if store is not None and size < n else None
+        if saved is not None:
+            chunks.append(saved[0])
+            nfe = max(nfe, saved[1])
+            reused += 1
+            continue
+        m = p1 - p0
+        seeds = per_sample_seeds(int(cfg.seed), indices[p0:p1], stream=STREAM_SAMPLER)
+        knob = torch.tensor(values, dtype=torch.float64).repeat_interleave(m)
+        y_c = y[p0:p1]
+        y_all = y_c.repeat(len(values), *([1] * (y.dim() - 1))).to(device)
+        result = sampler(model, y_all, operator, float(cfg.noise.sigma), knob, seeds * len(values),
+                         schedule)
+        recon = result.samples.detach().cpu().reshape(len(values), m, *x0.shape[1:])
+        if not torch.isfinite(recon).all():
+            raise JobFault(f"the sampler returned non-finite values for test points {start}..{stop - 1}")
+        if store is not None and size < n:
+            store.save(start, stop, recon, result.nfe)
+            log.info("vsdr: sampled chunk %d..%d of %d", start, stop - 1, n)
+        chunks.append(recon)
+        nfe = max(nfe, result.nfe)
+    if reused:
+        log.info("vsdr: reused %d finished chunks from %s", reused, store.dir)
+    return torch.cat(chunks, dim=1), nfe, time.perf_counter() - t0
 
 
 def evaluate(cfg: DictConfig, x0, recon, values, nfe: int) -> list[dict]:
@@ -125,6 +151,14 @@ def run_job(cfg: DictConfig, job_dir: str | Path) -> list[dict]:
     t_start = time.perf_counter()
     job_dir = Path(job_dir)
     validate_config(cfg)
+    indices = shard_indices(cfg)
+    rhash = results_hash(cfg)
+    done = finished_rows(job_dir, rhash)
+    if done is not None:
+        log.info("vsdr: skipping job %s: its metrics.json matches config hash %s", job_dir, rhash)
+        print_table(done)
+        return done
+    ensure_writable(job_dir)
     device = resolve_device(cfg.device)
     torch.manual_seed(int(cfg.seed))
     values = knob_values(cfg)
@@ -137,13 +171,22 @@ def run_job(cfg: DictConfig, job_dir: str | Path) -> list[dict]:
     logger = build_logger(cfg, job_dir)
     try:
         model, model_info = build_score_model(cfg, schedule, dataset, logger, device)
+        model = make_batch_invariant(model, cfg.data.get("net_batch"))
         x0, y = make_measurements(cfg, dataset, operator)
+        x0, y = x0[torch.from_numpy(indices)], y[torch.from_numpy(indices)]
+        store = ChunkStore(job_dir, rhash)
         recon, nfe, sample_seconds = sample_all(cfg, sampler, model, x0, y, operator, values,
-                                                schedule, device)
+                                                schedule, device, indices, store)
         rows = evaluate(cfg, x0, recon, values, nfe)
-        write_outputs(cfg, job_dir, rows, x0, y, recon, values, model_info,
-                      {"sample_seconds": sample_seconds,
-                       "wall_seconds": time.perf_counter() - t_start})
+        try:
+            write_outputs(cfg, job_dir, rows, x0, y, recon, values, model_info,
+                          {"sample_seconds": sample_seconds,
+                           "wall_seconds": time.perf_counter() - t_start}, indices)
+        except OSError as e:
+            raise JobFault(f"could not write the results into {job_dir} ({e.strerror or e}): free "
+                           "space there or choose another output dir") from e
+        store.clear()
+        log.info("vsdr: computed job %s (config hash %s)", job_dir, rhash)
         if logger is not None:
             for r in rows:
                 logger.log_metrics({f"eval/{r['knob']}={r['value']:g}/mse": r["mse"],
@@ -165,18 +208,23 @@ def finish_logger(logger) -> None:
 
 
 def write_outputs(cfg: DictConfig, job_dir: Path, rows: list[dict], x0, y, recon, values,
-                  model_info: dict, timing: dict) -> None:
-    """metrics.csv, metrics.json, samples.npz, reconstructions.png, dp_curve.{csv,png}."""
+                  model_info: dict, timing: dict, indices=None) -> None:
+    """metrics.csv, metrics.json (``config_hash``: the results hash of ``resume``; written
+    last, it marks the job finished), samples.npz, items.csv, reconstructions.png,
+    dp_curve.{csv,png}."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    indices = np.arange(len(x0)) if indices is None else np.asarray(indices)
+    write_npz(job_dir / "samples.npz", x0=x0.numpy(), y=y.numpy(), samples=recon.numpy(),
+              values=np.asarray(values), knob=np.asarray(cfg.sampler.knob), index=indices)
+    write_csv(job_dir / "items.csv", item_rows(indices, values, cfg.sampler.knob, x0.numpy(),
+                                               y.numpy(), recon.numpy()))
     write_csv(job_dir / "metrics.csv", rows, COLUMNS)
-    write_json(job_dir / "metrics.json", {
-        "rows": rows, "config": resolved, "config_hash": config_hash(resolved),
+    meta = {
+        "rows": rows, "config": resolved, "config_hash": results_hash(cfg),
         "seed": int(cfg.seed), "nfe": rows[0]["nfe"], "model": model_info, **timing,
         "versions": {"vsdr": vsdr.__version__, "torch": torch.__version__,
                      "numpy": np.__version__, "python": platform.python_version()},
-    })
-    write_npz(job_dir / "samples.npz", x0=x0.numpy(), y=y.numpy(), samples=recon.numpy(),
-              values=np.asarray(values), knob=np.asarray(cfg.sampler.knob))
+    }
     title = (f"{cfg.dataset.name}, {cfg.operator.name}, σ={float(cfg.noise.sigma):g} "
              f"({cfg.noise.space} units), {cfg.sampler.name}")
     import matplotlib.pyplot as plt
@@ -189,6 +237,7 @@ def write_outputs(cfg: DictConfig, job_dir: Path, rows: list[dict], x0, y, recon
     fig = plot_dp_curve(rows, title=title)
     save_figure(fig, job_dir / "dp_curve.png")
     plt.close(fig)
+    write_json(job_dir / "metrics.json", meta)
 
 
 def print_table(rows: list[dict]) -> None:

@@ -72,9 +72,9 @@ def _shard_cfg(job_dir: Path) -> DictConfig:
 
 
 def _unsharded_key(cfg: DictConfig) -> str:
+    """The results hash of the unsharded job (``shard=0, num_shards=1``)."""
     c = OmegaConf.to_container(cfg, resolve=True)
-    c["data"].pop("shard", None)
-    c["data"].pop("num_shards", None)
+    c["data"].update(shard=0, num_shards=1)
     return results_hash(c)
 
 
@@ -122,6 +122,14 @@ def gather_shards(job_dirs: list[str | Path], out_dir: str | Path) -> list[dict]
     })
     log.info("vsdr: gathered %d shards (%d test points) into %s", len(job_dirs), n, out_dir)
     return rows
+
+
+def is_shard_job(job_dir: str | Path) -> bool:
+    """Whether ``job_dir`` holds one shard of a sharded evaluation."""
+    try:
+        return num_shards(_shard_cfg(Path(job_dir))) > 1
+    except (OSError, ValueError, KeyError):
+        return False
 
 
 def gather_sweep_shards(sweep_dir: str | Path) -> list[Path]:

@@ -16,6 +16,7 @@ import vsdr
 from vsdr.diffusion.noise import per_sample_seeds
 from vsdr.diffusion.schedule import VPSchedule
 from vsdr.errors import ConfigError, JobFault
+from vsdr.experiments import tracking
 from vsdr.experiments.prior import load_or_train_prior
 from vsdr.experiments.resume import ChunkStore, finished_rows, results_hash
 from vsdr.experiments.shards import item_rows, shard_indices
@@ -70,7 +71,10 @@ def build_logger(cfg: DictConfig, job_dir: Path):
     """The Lightning logger of ``logger=`` (``None`` for ``logger=none``)."""
     if not cfg.get("logger") or "_target_" not in cfg.logger:
         return None
-    return _instantiate(cfg.logger, save_dir=str(job_dir))
+    extra = tracking.wandb_run_kwargs(job_dir) if tracking.is_wandb(cfg.logger) else {}
+    logger = _instantiate(cfg.logger, save_dir=str(job_dir), **extra)
+    tracking.start(logger)
+    return logger
 
 
 def knob_values(cfg: DictConfig) -> list[float]:
@@ -169,6 +173,7 @@ def run_job(cfg: DictConfig, job_dir: str | Path) -> list[dict]:
     schedule = VPSchedule.linear(int(cfg.diffusion.T), float(cfg.diffusion.beta_start),
                                  float(cfg.diffusion.beta_end))
     logger = build_logger(cfg, job_dir)
+    ok = False
     try:
         model, model_info = build_score_model(cfg, schedule, dataset, logger, device)
         model = make_batch_invariant(model, cfg.data.get("net_batch"))
@@ -191,20 +196,16 @@ def run_job(cfg: DictConfig, job_dir: str | Path) -> list[dict]:
             for r in rows:
                 logger.log_metrics({f"eval/{r['knob']}={r['value']:g}/mse": r["mse"],
                                     f"eval/{r['knob']}={r['value']:g}/w2": r["w2"]})
+        ok = True
     finally:
-        finish_logger(logger)
+        finish_logger(logger, ok)
     print_table(rows)
     return rows
 
 
-def finish_logger(logger) -> None:
-    if logger is None:
-        return
-    logger.finalize("success")
-    if type(logger).__name__ == "WandbLogger":
-        import wandb
-
-        wandb.finish()
+def finish_logger(logger, ok: bool = True) -> None:
+    """Finalize the logger; a wandb run is finished, and marked failed unless ``ok``."""
+    tracking.finish(logger, ok)
 
 
 def write_outputs(cfg: DictConfig, job_dir: Path, rows: list[dict], x0, y, recon, values,

@@ -66,7 +66,8 @@ def test_corrupted_checkpoint_is_one_sentence_on_the_cli(tmp_path):
     res = run_cli([*FAST, f"model.ckpt={tmp_path / 'garbage.ckpt'}", "hydra.run.dir=job"], cwd=tmp_path)
     assert res.returncode == 2
     last = res.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"vsdr: model.ckpt={tmp_path / 'garbage.ckpt'} is not a readable torch checkpoint (")
+    garbage = tmp_path / "garbage.ckpt"
+    assert last.startswith(f"vsdr: model.ckpt={garbage} is not a readable torch checkpoint (")
     assert "Traceback" not in res.stderr
     assert not (tmp_path / "job" / "metrics.csv").exists()
 

@@ -11,9 +11,9 @@ from conftest import FAST, compose_cfg, run_cli
 
 from vsdr.data import Pinwheel
 from vsdr.diffusion import VPSchedule
-from vsdr.training import ScoreMatchingModule
 from vsdr.experiments.prior import build_network, cache_path
 from vsdr.models.score import load_state_strict
+from vsdr.training import ScoreMatchingModule
 
 
 def _eval_loss(net, points):
@@ -74,3 +74,32 @@ def test_ddp_two_cpu_processes_train_and_checkpoint_loads(tmp_path, cache_dir):
     # the cache key tells DDP training from single-process training
     assert cache_path(compose_cfg(FAST)) != path
     print(f"DDP (2 CPU processes, 200 steps) job: {wall:.1f} s wall")
+
+
+def test_slurm_launcher_and_ddp_trainer_read_the_environment(monkeypatch):
+    from conftest import CONF
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    monkeypatch.setenv("VSDR_SLURM_PARTITION", "gpu-long")
+    monkeypatch.setenv("VSDR_SLURM_ACCOUNT", "proj42")
+    monkeypatch.setenv("SLURM_NTASKS_PER_NODE", "4")
+    monkeypatch.setenv("SLURM_NNODES", "2")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=["hydra/launcher=slurm", "trainer=ddp"],
+                      return_hydra_config=True)
+    launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    assert launcher["partition"] == "gpu-long" and launcher["account"] == "proj42"
+    assert launcher["gpus_per_node"] == 1 and launcher["max_num_timeout"] == 3
+    assert cfg.trainer.strategy == "ddp" and cfg.trainer.devices == 4 and cfg.trainer.num_nodes == 2
+    monkeypatch.delenv("VSDR_SLURM_PARTITION")
+    monkeypatch.delenv("SLURM_NTASKS_PER_NODE")
+    monkeypatch.delenv("SLURM_NNODES")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=["hydra/launcher=slurm", "trainer=ddp"],
+                      return_hydra_config=True)
+    assert cfg.hydra.launcher.partition is None  # the cluster's default partition
+    assert cfg.trainer.devices == "auto" and cfg.trainer.num_nodes == 1

@@ -28,9 +28,8 @@ def gather_dp_curve(sweep_dir: str | Path) -> list[dict]:
     ``dp_curve.csv`` (rows sorted by sampler, knob, value) and ``dp_curve.png``."""
     import matplotlib.pyplot as plt
 
-    from vsdr.plotting.dp import plot_dp_curve
-
     from vsdr.experiments.shards import gather_sweep_shards, is_shard_job
+    from vsdr.plotting.dp import plot_dp_curve
 
     sweep_dir = Path(sweep_dir)
     merged = gather_sweep_shards(sweep_dir)  # shard jobs count through their merged table

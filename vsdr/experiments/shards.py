@@ -91,7 +91,8 @@ def gather_shards(job_dirs: list[str | Path], out_dir: str | Path) -> list[dict]
     cfgs = [_shard_cfg(d) for d in job_dirs]
     keys = {_unsharded_key(c) for c in cfgs}
     if len(keys) != 1:
-        raise ConfigError(f"the shard dirs hold {len(keys)} different configs: gather one sweep point at a time")
+        raise ConfigError(f"the shard dirs hold {len(keys)} different configs: "
+                          "gather one sweep point at a time")
     cfg = cfgs[0]
     parts = [np.load(d / "samples.npz") for d in job_dirs]
     index = np.concatenate([p["index"] for p in parts])

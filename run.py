@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    from vsdr.errors import ConfigError
+    from vsdr.errors import ConfigError, JobFault
     from vsdr.experiments.job import run_job
 
     try:
@@ -18,6 +18,9 @@ def main(cfg: DictConfig) -> None:
     except ConfigError as e:
         print(f"vsdr: {e}", file=sys.stderr)
         sys.exit(2)
+    except JobFault as e:
+        print(f"vsdr: {e}", file=sys.stderr)
+        sys.exit(3)
 
 
 if __name__ == "__main__":

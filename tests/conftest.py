@@ -24,6 +24,7 @@ FAST = [
     "progress=false",
     "logger=none",
     "lam=[0,1]",
+    "data.net_batch=64",
 ]
 
 

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from conftest import compose_cfg
+
 from vsdr.data.analytic import GaussianData, GaussianMixture, MixtureData, posterior, select
 from vsdr.diffusion import VPSchedule, per_sample_seeds
 from vsdr.errors import ConfigError

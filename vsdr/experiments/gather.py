@@ -28,10 +28,13 @@ def gather_dp_curve(sweep_dir: str | Path) -> list[dict]:
     ``dp_curve.csv`` (rows sorted by sampler, knob, value) and ``dp_curve.png``."""
     import matplotlib.pyplot as plt
 
+    from vsdr.experiments.shards import gather_sweep_shards, is_shard_job
     from vsdr.plotting.dp import plot_dp_curve
 
     sweep_dir = Path(sweep_dir)
-    paths = sorted(p for p in sweep_dir.glob("*/metrics.csv"))
+    merged = gather_sweep_shards(sweep_dir)  # shard jobs count through their merged table
+    paths = sorted(p for p in sweep_dir.glob("*/metrics.csv") if not is_shard_job(p.parent))
+    paths += [m / "metrics.csv" for m in merged]
     rows = read_rows(paths)
     if not rows:
         log.warning("no metrics.csv under %s: nothing to gather", sweep_dir)

@@ -15,7 +15,8 @@ from omegaconf import DictConfig, OmegaConf
 import vsdr
 from vsdr.diffusion.noise import per_sample_seeds
 from vsdr.diffusion.schedule import VPSchedule
-from vsdr.errors import ConfigError
+from vsdr.errors import ConfigError, JobFault
+from vsdr.experiments import tracking
 from vsdr.experiments.analytic import (
     build_exact_score,
     evaluate_analytic,
@@ -23,11 +24,14 @@ from vsdr.experiments.analytic import (
     make_oracle,
     write_analytic_figures,
 )
-from vsdr.experiments.prior import config_hash, load_or_train_prior
+from vsdr.experiments.prior import load_or_train_prior
+from vsdr.experiments.resume import ChunkStore, finished_rows, results_hash
+from vsdr.experiments.shards import item_rows, shard_indices
 from vsdr.experiments.validate import lam_values, validate_config
-from vsdr.experiments.writer import save_figure, write_csv, write_json, write_npz
+from vsdr.experiments.writer import ensure_writable, save_figure, write_csv, write_json, write_npz
 from vsdr.metrics.distortion import mse
 from vsdr.metrics.w2 import empirical_w2
+from vsdr.models.invariant import make_batch_invariant
 from vsdr.plotting.dp import plot_dp_curve
 from vsdr.plotting.points import plot_reconstructions
 
@@ -76,7 +80,10 @@ def build_logger(cfg: DictConfig, job_dir: Path):
     """The Lightning logger of ``logger=`` (``None`` for ``logger=none``)."""
     if not cfg.get("logger") or "_target_" not in cfg.logger:
         return None
-    return _instantiate(cfg.logger, save_dir=str(job_dir))
+    extra = tracking.wandb_run_kwargs(job_dir) if tracking.is_wandb(cfg.logger) else {}
+    logger = _instantiate(cfg.logger, save_dir=str(job_dir), **extra)
+    tracking.start(logger)
+    return logger
 
 
 def knob_values(cfg: DictConfig) -> list[float]:
@@ -99,21 +106,44 @@ def build_score_model(cfg: DictConfig, schedule: VPSchedule, dataset, operator, 
     return build_exact_score(cfg, dataset, operator, schedule)
 
 
-def sample_all(cfg: DictConfig, sampler, model, x0, y, operator, values, schedule, device):
-    """Every knob value side by side in one batch; test point ``j`` has the same seed for
-    every value. Returns reconstructions ``(len(values), n, ...)``, nfe and seconds."""
+def sample_all(cfg: DictConfig, sampler, model, x0, y, operator, values, schedule, device,
+               indices=None, store: ChunkStore | None = None):
+    """Every knob value side by side; test point ``j`` (global index ``indices[p]``) has the
+    same seed for every value, in every chunk and shard. The points are sampled in chunks of
+    ``data.batch_size`` (null: all at once); with a ``store``, finished chunks are saved and
+    reloaded on a rerun. Returns reconstructions ``(len(values), n, ...)``, the nfe of one
+    chain (every chunk runs the same chain) and the seconds spent sampling."""
     n = len(x0)
-    seeds = per_sample_seeds(int(cfg.seed), range(n), stream=STREAM_SAMPLER)
-    knob = torch.tensor(values, dtype=torch.float64).repeat_interleave(n)
-    y_all = y.repeat(len(values), *([1] * (y.dim() - 1))).to(device)
-    t0 = time.perf_counter()
-    result = sampler(model, y_all, operator, float(cfg.noise.sigma), knob, seeds * len(values),
-                     schedule)
-    seconds = time.perf_counter() - t0
-    recon = result.samples.detach().cpu().reshape(len(values), n, *x0.shape[1:])
-    if not torch.isfinite(recon).all():
-        raise FloatingPointError("the sampler produced non-finite values")
-    return recon, result.nfe, seconds
+    indices = np.arange(n) if indices is None else np.asarray(indices)
+    size = int(cfg.data.get("batch_size") or 0) or n
+    chunks, nfe, t0, reused = [], 0, time.perf_counter(), 0
+    for p0 in range(0, n, size):
+        p1 = min(n, p0 + size)
+        start, stop = int(indices[p0]), int(indices[p1 - 1]) + 1
+        saved = store.load(start, stop) if store is not None and size < n else None
+        if saved is not None:
+            chunks.append(saved[0])
+            nfe = max(nfe, saved[1])
+            reused += 1
+            continue
+        m = p1 - p0
+        seeds = per_sample_seeds(int(cfg.seed), indices[p0:p1], stream=STREAM_SAMPLER)
+        knob = torch.tensor(values, dtype=torch.float64).repeat_interleave(m)
+        y_c = y[p0:p1]
+        y_all = y_c.repeat(len(values), *([1] * (y.dim() - 1))).to(device)
+        result = sampler(model, y_all, operator, float(cfg.noise.sigma), knob, seeds * len(values),
+                         schedule)
+        recon = result.samples.detach().cpu().reshape(len(values), m, *x0.shape[1:])
+        if not torch.isfinite(recon).all():
+            raise JobFault(f"the sampler returned non-finite values for test points {start}..{stop - 1}")
+        if store is not None and size < n:
+            store.save(start, stop, recon, result.nfe)
+            log.info("vsdr: sampled chunk %d..%d of %d", start, stop - 1, n)
+        chunks.append(recon)
+        nfe = max(nfe, result.nfe)
+    if reused:
+        log.info("vsdr: reused %d finished chunks from %s", reused, store.dir)
+    return torch.cat(chunks, dim=1), nfe, time.perf_counter() - t0
 
 
 def base_row(cfg: DictConfig) -> dict:
@@ -140,6 +170,14 @@ def run_job(cfg: DictConfig, job_dir: str | Path) -> list[dict]:
     t_start = time.perf_counter()
     job_dir = Path(job_dir)
     validate_config(cfg)
+    indices = shard_indices(cfg)
+    rhash = results_hash(cfg)
+    done = finished_rows(job_dir, rhash)
+    if done is not None:
+        log.info("vsdr: skipping job %s: its metrics.json matches config hash %s", job_dir, rhash)
+        print_table(done)
+        return done
+    ensure_writable(job_dir)
     device = resolve_device(cfg.device)
     torch.manual_seed(int(cfg.seed))
     values = knob_values(cfg)
@@ -150,8 +188,10 @@ def run_job(cfg: DictConfig, job_dir: str | Path) -> list[dict]:
     schedule = VPSchedule.linear(int(cfg.diffusion.T), float(cfg.diffusion.beta_start),
                                  float(cfg.diffusion.beta_end))
     logger = build_logger(cfg, job_dir)
+    ok = False
     try:
         model, model_info = build_score_model(cfg, schedule, dataset, operator, logger, device)
+        model = make_batch_invariant(model, cfg.data.get("net_batch"))
         oracle = make_oracle(cfg, dataset, operator, STREAM_TEST) if is_analytic(dataset) else None
         if oracle is not None:  # one observation, n reconstructions of it
             n = int(cfg.data.n_test)
@@ -160,52 +200,62 @@ def run_job(cfg: DictConfig, job_dir: str | Path) -> list[dict]:
             y = oracle.y.float().expand(n, -1).contiguous()
         else:
             x0, y = make_measurements(cfg, dataset, operator)
+        x0, y = x0[torch.from_numpy(indices)], y[torch.from_numpy(indices)]
+        store = ChunkStore(job_dir, rhash)
         recon, nfe, sample_seconds = sample_all(cfg, sampler, model, x0, y, operator, values,
-                                                schedule, device)
+                                                schedule, device, indices, store)
         if oracle is not None:
             rows = evaluate_analytic(cfg, oracle, recon, values, nfe, base_row(cfg))
         else:
             rows = evaluate(cfg, x0, recon, values, nfe)
-        write_outputs(cfg, job_dir, rows, x0, y, recon, values, model_info,
-                      {"sample_seconds": sample_seconds,
-                       "wall_seconds": time.perf_counter() - t_start})
-        if oracle is not None:
-            write_analytic_figures(cfg, job_dir, dataset, oracle, sampler, model, operator,
-                                   schedule, rows)
+        try:
+            if oracle is not None:
+                write_analytic_figures(cfg, job_dir, dataset, oracle, sampler, model, operator,
+                                       schedule, rows)
+            write_outputs(cfg, job_dir, rows, x0, y, recon, values, model_info,
+                          {"sample_seconds": sample_seconds,
+                           "wall_seconds": time.perf_counter() - t_start}, indices)
+        except OSError as e:
+            raise JobFault(f"could not write the results into {job_dir} ({e.strerror or e}): free "
+                           "space there or choose another output dir") from e
+        store.clear()
+        log.info("vsdr: computed job %s (config hash %s)", job_dir, rhash)
         if logger is not None:
             for r in rows:
                 logger.log_metrics({f"eval/{r['knob']}={r['value']:g}/mse": r["mse"],
                                     f"eval/{r['knob']}={r['value']:g}/w2": r["w2"]})
+        ok = True
     finally:
-        finish_logger(logger)
+        finish_logger(logger, ok)
     print_table(rows)
     return rows
 
 
-def finish_logger(logger) -> None:
-    if logger is None:
-        return
-    logger.finalize("success")
-    if type(logger).__name__ == "WandbLogger":
-        import wandb
-
-        wandb.finish()
+def finish_logger(logger, ok: bool = True) -> None:
+    """Finalize the logger; a wandb run is finished, and marked failed unless ``ok``."""
+    tracking.finish(logger, ok)
 
 
 def write_outputs(cfg: DictConfig, job_dir: Path, rows: list[dict], x0, y, recon, values,
-                  model_info: dict, timing: dict) -> None:
-    """metrics.csv, metrics.json, samples.npz, reconstructions.png, dp_curve.{csv,png}."""
+                  model_info: dict, timing: dict, indices=None) -> None:
+    """metrics.csv, metrics.json (``config_hash``: the results hash of ``resume``; written
+    last, it marks the job finished), samples.npz, items.csv, reconstructions.png,
+    dp_curve.{csv,png}."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
     columns = COLUMNS + [c for c in ANALYTIC_COLUMNS if c in rows[0]]
+    indices = np.arange(len(x0)) if indices is None else np.asarray(indices)
+    write_npz(job_dir / "samples.npz", x0=x0.numpy(), y=y.numpy(), samples=recon.numpy(),
+              values=np.asarray(values), knob=np.asarray(cfg.sampler.knob), index=indices)
+    if "mmse" not in rows[0]:  # per-item results (shards, resume); analytic jobs have one y
+        write_csv(job_dir / "items.csv", item_rows(indices, values, cfg.sampler.knob, x0.numpy(),
+                                                   y.numpy(), recon.numpy()))
     write_csv(job_dir / "metrics.csv", rows, columns)
-    write_json(job_dir / "metrics.json", {
-        "rows": rows, "config": resolved, "config_hash": config_hash(resolved),
+    meta = {
+        "rows": rows, "config": resolved, "config_hash": results_hash(cfg),
         "seed": int(cfg.seed), "nfe": rows[0]["nfe"], "model": model_info, **timing,
         "versions": {"vsdr": vsdr.__version__, "torch": torch.__version__,
                      "numpy": np.__version__, "python": platform.python_version()},
-    })
-    write_npz(job_dir / "samples.npz", x0=x0.numpy(), y=y.numpy(), samples=recon.numpy(),
-              values=np.asarray(values), knob=np.asarray(cfg.sampler.knob))
+    }
     title = (f"{cfg.dataset.name}, {cfg.operator.name}, σ={float(cfg.noise.sigma):g} "
              f"({cfg.noise.space} units), {cfg.sampler.name}")
     import matplotlib.pyplot as plt
@@ -220,6 +270,7 @@ def write_outputs(cfg: DictConfig, job_dir: Path, rows: list[dict], x0, y, recon
     fig = plot_dp_curve(rows, title=title)
     save_figure(fig, job_dir / "dp_curve.png")
     plt.close(fig)
+    write_json(job_dir / "metrics.json", meta)
 
 
 def print_table(rows: list[dict]) -> None:

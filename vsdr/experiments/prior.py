@@ -33,7 +33,7 @@ def training_key(cfg: DictConfig) -> dict:
     """Everything that determines the trained weights (and nothing else)."""
     model = OmegaConf.to_container(cfg.model, resolve=True)
     model.pop("ckpt", None)
-    return {
+    key = {
         "dataset": OmegaConf.to_container(cfg.dataset, resolve=True),
         "n_train": int(cfg.data.n_train),
         "model": model,
@@ -41,6 +41,9 @@ def training_key(cfg: DictConfig) -> dict:
         "train": OmegaConf.to_container(cfg.train, resolve=True),
         "max_steps": int(cfg.trainer.max_steps),
     }
+    if cfg.trainer.get("strategy") not in (None, "auto"):  # DDP: each step sees world_size batches
+        key["distributed"] = {k: str(cfg.trainer.get(k)) for k in ("strategy", "devices", "num_nodes")}
+    return key
 
 
 def build_network(cfg: DictConfig, schedule: VPSchedule) -> torch.nn.Module:
@@ -81,6 +84,9 @@ def train_network(cfg: DictConfig, net: torch.nn.Module, schedule: VPSchedule, d
                                       enable_progress_bar=bool(cfg.progress))
     t0 = time.perf_counter()
     trainer.fit(module, loader)
+    if trainer.global_rank != 0:  # DDP worker: rank 0 caches the network and runs the job
+        log.info("vsdr: DDP rank %d finished training, exiting", trainer.global_rank)
+        raise SystemExit(0)
     return module.ema, time.perf_counter() - t0
 
 

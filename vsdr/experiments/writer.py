@@ -72,3 +72,23 @@ def _json_default(o: object):
     if isinstance(o, np.ndarray):
         return o.tolist()
     return str(o)
+
+
+def ensure_writable(job_dir: str | Path) -> Path:
+    """Create ``job_dir`` and write-probe it before any compute; a read-only, full or
+    missing location raises ``JobFault`` with one sentence."""
+    from vsdr.errors import JobFault
+
+    job_dir = Path(job_dir)
+    try:
+        job_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=job_dir, prefix=".write-probe.", suffix=".tmp")
+        try:
+            os.write(fd, b"ok")
+        finally:
+            os.close(fd)
+            Path(tmp).unlink(missing_ok=True)
+    except OSError as e:
+        raise JobFault(f"the output dir {job_dir} is not writable ({e.strerror or e}): free space "
+                       "there or choose another with hydra.run.dir= / hydra.sweep.dir=") from e
+    return job_dir

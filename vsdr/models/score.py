@@ -41,7 +41,8 @@ def load_state_strict(net: nn.Module, path: str | Path, what: str = "model.ckpt"
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same sentence
-        raise ConfigError(f"{what}={path} is not a readable torch checkpoint ({e})") from e
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise ConfigError(f"{what}={path} is not a readable torch checkpoint ({first})") from e
     state = payload.get("state_dict", payload) if isinstance(payload, dict) else None
     if not isinstance(state, dict):
         raise ConfigError(f"{what}={path} holds no state dict")

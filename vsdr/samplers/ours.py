@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from vsdr.diffusion.checks import check_finite
 from vsdr.diffusion.guidance import FORMS, ZetaTable, likelihood_gradient
 from vsdr.diffusion.noise import PerSampleNoise
 from vsdr.diffusion.schedule import VPSchedule
@@ -105,6 +106,7 @@ class VarianceScaledSampler:
             z = noise.next().to(x) if i > 0 else None
             x = variance_scaled_step(x, score, float(schedule.betas[i]), float(schedule.alphas[i]),
                                      float(sigmas[i]), lam_x, z).detach()
+            check_finite(x, i, schedule.T, lam, what="x_{t-1}")
             if traj is not None:
                 traj.append(x.clone())
             if callback is not None:

@@ -154,3 +154,15 @@ def test_ours_on_images_batch_two_equals_two_batches_of_one():
     one = s(prior, y[:1], op, 0.05, [0.5], seeds[:1], schedule).samples
     two = s(prior, y[1:], op, 0.05, [1.0], seeds[1:], schedule).samples
     torch.testing.assert_close(both, torch.cat([one, two]), rtol=1e-4, atol=1e-5)
+
+
+def test_images_small_composes_for_both_operators():
+    blur = compose_cfg(["experiment=images_small"])
+    assert blur.operator.name == "gaussian_blur" and blur.operator.kernel_size == 9
+    assert blur.sampler.variance == "learned" and blur.sampler.clip_x0 is True
+    assert blur.dataset.kind == "images" and blur.noise.space == "[-1,1]"
+    sr = compose_cfg(["experiment=images_small", "operator=super_resolution"])
+    assert sr.operator.name == "super_resolution" and sr.operator.scale == 4
+    from scripts.make_figures import FIGURES, OVERRIDES
+
+    assert {"images_small", "images_small_sr"} <= set(FIGURES) and "images_small_sr" in OVERRIDES

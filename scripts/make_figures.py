@@ -15,6 +15,12 @@ FIGURES = {
     "mixture_dp": "Figs. 1-3: mixture prior/posterior, trajectories per λ, W2 and KL against MSE",
     "gaussian_theory": "Theorems 1-2 on a 16-D Gaussian: MSE/D* and W2 against λ, optimal DP curve",
     "pinwheel_dp": "Figs. 4-5 (ours): pinwheel reconstructions per λ and the DP curve",
+    "images_small": "Fig. 7 at CPU scale: digits 16², Gaussian deblur, ours over λ (grid, DP plot)",
+    "images_small_sr": "Fig. 7 at CPU scale: digits 16², ×4 super-resolution, ours over λ",
+}
+#: figures that are an experiment with overrides (default: `experiment=NAME`)
+OVERRIDES = {
+    "images_small_sr": ["experiment=images_small", "operator=super_resolution"],
 }
 
 
@@ -27,7 +33,8 @@ def main() -> int:
     for name in args.names or list(FIGURES):
         t0 = time.perf_counter()
         print(f"== {name}: {FIGURES.get(name, '')}", flush=True)
-        res = subprocess.run([sys.executable, str(ROOT / "run.py"), f"experiment={name}",
+        overrides = OVERRIDES.get(name, [f"experiment={name}"])
+        res = subprocess.run([sys.executable, str(ROOT / "run.py"), *overrides,
                               f"hydra.run.dir={args.out}/{name}", "progress=false"], cwd=ROOT)
         print(f"== {name}: {'ok' if res.returncode == 0 else 'FAILED'} in "
               f"{time.perf_counter() - t0:.0f} s -> {args.out}/{name}", flush=True)

@@ -91,3 +91,14 @@ class ImageFolder:
         if n > len(self):
             raise ConfigError(f"asked for {n} images but {self.root} (limit applied) holds {len(self)}")
         return torch.stack([self[i] for i in range(n)])
+
+
+class ImageTrainSet:
+    """The training images of a folder, with the ``sample(n, seed)`` of the point data sets:
+    the first ``n`` images (all when fewer; ``seed`` unused, the order is the folder's)."""
+
+    def __init__(self, root: str | Path, image_size: int = 256):
+        self.folder = ImageFolder(root, image_size)
+
+    def sample(self, n: int, seed: int = 0) -> Tensor:
+        return self.folder.load(min(int(n), len(self.folder)))

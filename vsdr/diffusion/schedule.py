@@ -60,6 +60,18 @@ class VPSchedule:
             return self.posterior_variances.sqrt()
         raise ValueError(f"reverse variance kind {kind!r} is not one of 'beta', 'posterior'")
 
+    def learned_log_variance(self, i: int, v: Tensor) -> Tensor:
+        """guided-diffusion's ``learned_range`` (REFERENCES.md, DPS): with ``frac = (v + 1)/2``,
+
+            log σ_i² = frac · log β_i + (1 − frac) · log β̃_i,
+
+        ``β̃``'s first entry (0) replaced by its second (``posterior_log_variance_clipped``)."""
+        post = self.posterior_variances
+        log_min = float(post[1 if i == 0 and self.T > 1 else i].log())
+        log_max = float(self.betas[i].log())
+        frac = (v + 1.0) / 2.0
+        return frac * log_max + (1.0 - frac) * log_min
+
     def at(self, i: int) -> dict[str, float]:
         """Scalars of step ``i`` as Python floats: beta, alpha, alpha_bar, alpha_bar_prev."""
         return {

@@ -16,7 +16,7 @@ def variance_scaled_step(
     score: Tensor,
     beta: float,
     alpha: float,
-    sigma: float,
+    sigma: float | Tensor,
     lam: Tensor | float,
     z: Tensor | None,
 ) -> Tensor:
@@ -25,7 +25,8 @@ def variance_scaled_step(
         x_{t−1} = (x_t + β_t · score) / √α_t + √λ · σ_t · z
 
     ``score`` estimates ``∇ log p_t(x_t | y)``; ``lam`` is a number or one ``λ`` per sample
-    ``(B,)``; ``z = None`` means no noise (the last step). λ = 1 is the conditional DDPM step,
+    ``(B,)``; ``sigma`` a number or a tensor shaped like ``x_t`` (a learned, per-pixel σ);
+    ``z = None`` means no noise (the last step). λ = 1 is the conditional DDPM step,
     λ = 0 propagates the reverse mean only.
     """
     mean = (x_t + beta * score) / alpha**0.5

@@ -167,6 +167,10 @@ def evaluate(cfg: DictConfig, x0, recon, values, nfe: int) -> list[dict]:
 
 def run_job(cfg: DictConfig, job_dir: str | Path) -> list[dict]:
     """Run one job and write its files into ``job_dir``; return the metrics rows."""
+    from vsdr.experiments.image_job import is_image_config, run_image_job
+
+    if is_image_config(cfg):  # images: their own job (vsdr/experiments/image_job.py)
+        return run_image_job(cfg, job_dir)
     t_start = time.perf_counter()
     job_dir = Path(job_dir)
     validate_config(cfg)

@@ -27,9 +27,20 @@ class NetworkPrior:
         self.nfe = 0
 
     def eps(self, x: Tensor, i: int) -> Tensor:
+        """``ε_θ(x_t, i)``: the network's first ``C`` channels (``C`` those of ``x``); a
+        learned-variance network (``2C`` outputs, ADM's ``learn_sigma``) also gives ``v``,
+        which ``eps_and_v`` returns."""
+        return self.eps_and_v(x, i)[0]
+
+    def eps_and_v(self, x: Tensor, i: int) -> tuple[Tensor, Tensor | None]:
+        """``(ε, v)`` of one network evaluation: ``v ∈ [−1, 1]`` is the learned-range variance
+        interpolation of a ``2C``-channel network (``None`` for a ``C``-channel one)."""
         self.nfe += 1
         t = torch.full((x.shape[0],), i, dtype=torch.long, device=x.device)
-        return self.net(x, t)
+        out = self.net(x, t)
+        if out.dim() == x.dim() and out.dim() > 2 and out.shape[1] == 2 * x.shape[1]:
+            return out[:, : x.shape[1]], out[:, x.shape[1]:]
+        return out, None
 
 
 def load_state_strict(net: nn.Module, path: str | Path, what: str = "model.ckpt") -> dict:

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from vsdr.diffusion.schedule import VPSchedule
+from vsdr.training.vlb import vlb_variance_term
 
 
 class RandomBatches(Dataset):
@@ -28,7 +29,9 @@ class RandomBatches(Dataset):
 
 
 class ScoreMatchingModule(L.LightningModule):
-    """Loss ``E_{x0, i, ε} ‖ε_θ(√ᾱ_i x0 + √(1−ᾱ_i) ε, i) − ε‖²`` with ``i ~ U{0..T−1}``.
+    """Loss ``E_{x0, i, ε} ‖ε_θ(√ᾱ_i x0 + √(1−ᾱ_i) ε, i) − ε‖²`` with ``i ~ U{0..T−1}``; a
+    network with ``2C`` output channels (learned variance) adds ``(T/1000)·L_vlb`` for them
+    (``vlb_variance_term``).
 
     ``ema`` holds an exponential moving average of the weights (decay ``ema_decay``), used
     for sampling.
@@ -40,6 +43,7 @@ class ScoreMatchingModule(L.LightningModule):
         self.net = net
         self.ema = copy.deepcopy(net).requires_grad_(False)
         self.register_buffer("alpha_bars", schedule.alpha_bars.float())
+        self.register_buffer("betas", schedule.betas.float())
         self.lr, self.ema_decay = lr, ema_decay
         self.noise_gen = torch.Generator().manual_seed(seed)
 
@@ -50,7 +54,12 @@ class ScoreMatchingModule(L.LightningModule):
         i, eps = i.to(x0.device), eps.to(x0)
         ab = self.alpha_bars[i].view(-1, *([1] * (x0.dim() - 1)))
         x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
-        return (self.net(x_t, i) - eps).pow(2).mean()
+        out = self.net(x_t, i)
+        if out.dim() > 2 and out.shape[1] == 2 * x0.shape[1]:  # learned variance (ADM learn_sigma)
+            eps_hat, v = out.split(x0.shape[1], dim=1)
+            vb = vlb_variance_term(eps, eps_hat, v, i, self.betas, self.alpha_bars)
+            return (eps_hat - eps).pow(2).mean() + vb.mean() * T / 1000.0
+        return (out - eps).pow(2).mean()
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         loss = self.loss(batch)

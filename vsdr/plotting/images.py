@@ -1,0 +1,48 @@
+"""The image grid of the paper's Fig. 7: one row per image, columns clean / measurement /
+one reconstruction per knob value."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+from vsdr.data.images import to_uint8  # noqa: E402
+from vsdr.plotting.dp import KNOB_SYMBOL  # noqa: E402
+
+
+def measurement_for_display(y: Tensor, size: tuple[int, int]) -> Tensor:
+    """``y`` at the image size (nearest-neighbour up-sampling when the operator shrinks it)."""
+    if tuple(y.shape[-2:]) == tuple(size):
+        return y
+    return F.interpolate(y.float(), size=size, mode="nearest")
+
+
+def plot_image_grid(x0: Tensor, y: Tensor, recon: Tensor, values: Sequence[float], knob: str,
+                    rows: int = 4, title: str = ""):
+    """``x0 (n, 3, H, W)``, ``y``, ``recon (V, n, 3, H, W)`` in ``[−1, 1]``; the first ``rows``
+    images. Returns the figure."""
+    n = min(rows, x0.shape[0])
+    y_show = measurement_for_display(y[:n], tuple(x0.shape[-2:]))
+    columns = [("clean", x0[:n]), ("measurement", y_show)]
+    sym = KNOB_SYMBOL.get(knob, knob)
+    columns += [(f"{sym}={float(v):g}", r[:n]) for v, r in zip(values, recon)]
+    fig, axes = plt.subplots(n, len(columns), figsize=(1.3 * len(columns), 1.3 * n + 0.4),
+                             squeeze=False)
+    for c, (label, imgs) in enumerate(columns):
+        arr = to_uint8(torch.as_tensor(imgs))
+        for r in range(n):
+            ax = axes[r][c]
+            ax.imshow(arr[r], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(label, fontsize=8)
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -23,6 +23,16 @@ from vsdr.training.pscgan_module import PSCGANModule, first_moment_penalty, grad
 from vsdr.training.score_module import RandomBatches
 
 
+@pytest.fixture(autouse=True)
+def _few_threads():
+    """One thread (overrides conftest's two): on a loaded 2-core machine two spinning OpenMP
+    threads made a PSCGAN step 10x slower than one."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture
 def setup():
     torch.manual_seed(0)
@@ -266,3 +276,28 @@ def test_pscgan_job_trains_caches_and_retrains_for_a_new_sigma(tmp_path, cache_d
     # the GAN trained at 0.75 applied at σ = 0.5: no retraining
     run_job(compose_cfg([*base, "noise.sigma=0.5", "sampler.gan.train_sigma=0.75"]), tmp_path / "d")
     assert meta("d")["source"] == "cache" and meta("d")["train_sigma"] == 0.75
+
+
+def test_every_figure_job_composes():
+    """Each job of scripts/make_figures.py is a valid config whose knob fits its sampler."""
+    import importlib.util
+
+    from conftest import ROOT
+
+    from vsdr.experiments.job import knob_values
+    spec = importlib.util.spec_from_file_location("make_figures", ROOT / "scripts" / "make_figures.py")
+    mf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mf)
+    seen = set()
+    for fig in mf.FIGURES.values():
+        if isinstance(fig, str):
+            continue
+        for key, overrides in fig.jobs.items():
+            if key in seen:
+                continue
+            seen.add(key)
+            cfg = compose_cfg(overrides)
+            assert len(knob_values(cfg)) >= 2, key
+            if cfg.sampler.name == "pscgan":
+                assert cfg.sampler.sweep == cfg.sampler.knob
+    assert len(seen) >= 6 * 3 + 4

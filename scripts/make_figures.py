@@ -99,7 +99,9 @@ def plot_dp(name: str, job_dirs: dict[str, Path], out: Path) -> None:
     write_csv(out / "dp_points.csv", rows)
     sigmas = ", ".join(sorted({f"{float(r['sigma']):g}" for r in rows}))
     title = f"{name}: {rows[0]['dataset']}, denoising, σ={sigmas} (data units)"
-    _save(plot_dp_overlay(rows, title, label_of=_label), out, name)
+    ours = [float(r["mse"]) for r in rows if r["sampler"] == "ours"]
+    max_mse = 1.3 * max(ours) if ours else None
+    _save(plot_dp_overlay(rows, title, label_of=_label, max_mse=max_mse), out, name)
 
 
 def plot_points(name: str, job_dirs: dict[str, Path], out: Path) -> None:

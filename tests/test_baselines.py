@@ -4,6 +4,7 @@ first-moment penalty on a Gaussian with a known MMSE, PSCGAN-N's MSE falling wit
 from __future__ import annotations
 
 import math
+import sys
 
 import lightning as L
 import pytest
@@ -16,8 +17,13 @@ from vsdr.experiments.job import run_job
 from vsdr.models import NetworkPrior, ScoreMLP
 from vsdr.models.cgan import ConditionalGenerator, CriticMLP, GeneratorMLP
 from vsdr.operators import Identity
-from vsdr.samplers import (DiffPIRSampler, DPSSampler, InterpolationSampler, PSCGANSampler,
-                           VarianceScaledSampler)
+from vsdr.samplers import (
+    DiffPIRSampler,
+    DPSSampler,
+    InterpolationSampler,
+    PSCGANSampler,
+    VarianceScaledSampler,
+)
 from vsdr.samplers.diffpir import diffpir_rho, quadratic_timesteps
 from vsdr.training.pscgan_module import PSCGANModule, first_moment_penalty, gradient_penalty
 from vsdr.training.score_module import RandomBatches
@@ -287,17 +293,20 @@ def test_every_figure_job_composes():
     from vsdr.experiments.job import knob_values
     spec = importlib.util.spec_from_file_location("make_figures", ROOT / "scripts" / "make_figures.py")
     mf = importlib.util.module_from_spec(spec)
+    sys.modules["make_figures"] = mf       # its dataclass needs the module registered
     spec.loader.exec_module(mf)
-    seen = set()
-    for fig in mf.FIGURES.values():
-        if isinstance(fig, str):
-            continue
-        for key, overrides in fig.jobs.items():
-            if key in seen:
-                continue
-            seen.add(key)
-            cfg = compose_cfg(overrides)
+    from conftest import CONF
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    jobs = {k: v for fig in mf.FIGURES.values() if not isinstance(fig, str) for k, v in fig.jobs.items()}
+    assert len(jobs) >= 6 * 3 + 4
+    one_each = {}                                   # one job per distinct experiment and options
+    for key, overrides in jobs.items():
+        one_each.setdefault(tuple(o for o in overrides if not o.startswith("dataset=")), (key, overrides))
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        for key, overrides in one_each.values():
+            cfg = compose(config_name="config", overrides=overrides)
             assert len(knob_values(cfg)) >= 2, key
             if cfg.sampler.name == "pscgan":
                 assert cfg.sampler.sweep == cfg.sampler.knob
-    assert len(seen) >= 6 * 3 + 4

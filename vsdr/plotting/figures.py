@@ -30,13 +30,22 @@ def plot_point_panels(panels: Sequence[tuple[str, np.ndarray]], title: str = "")
     return fig
 
 
-def plot_dp_overlay(rows: Sequence[dict], title: str, label_of=None):
+def plot_dp_overlay(rows: Sequence[dict], title: str, label_of=None,
+                    max_mse: float | None = None):
     """Every (sampler, knob) group of ``rows`` as one curve; ``label_of(row)`` may rename the
-    sampler (e.g. to say at which σ a GAN was trained). Axes in the data's units."""
+    sampler (e.g. to say at which σ a GAN was trained). Axes in the data's units. Points with
+    MSE above ``max_mse`` (e.g. DPS at ζ = 0, an unconditional sampler) fall off the plot and
+    the title says how many."""
     if label_of is not None:
         rows = [{**r, "sampler": label_of(r)} for r in rows]
+    off = [r for r in rows if max_mse is not None and float(r["mse"]) > max_mse]
+    if off:
+        title = f"{title}\n{len(off)} points with MSE > {max_mse:.2g} off the plot (see dp_points.csv)"
     fig = plot_dp_curve(rows, title=title)
     ax = fig.axes[0]
+    if off:
+        lo = min(float(r["mse"]) for r in rows)
+        ax.set_ylim(lo - 0.05 * (max_mse - lo), max_mse)
     ax.set_xlabel("perception: W2 to the clean test points (data units; lower is better)")
     ax.set_ylabel("distortion: MSE = E‖x0 − x̂‖² (data units²)")
     fig.set_size_inches(6.4, 4.8)

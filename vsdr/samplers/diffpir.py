@@ -60,11 +60,13 @@ class DiffPIRSampler:
         values = torch.as_tensor(knob, dtype=torch.float64).reshape(-1)
         B = y.shape[0]
         if values.numel() != B or len(seeds) != B:
-            raise ValueError(f"need one {self.sweep} and one seed per sample: {values.numel()}, {len(seeds)}, {B}")
+            raise ValueError(f"need one {self.sweep} and one seed per sample: "
+                             f"{values.numel()}, {len(seeds)}, {B}")
         lam_d = values if self.sweep == "lambda_d" else torch.full((B,), self.lambda_d, dtype=torch.float64)
         zeta_d = values if self.sweep == "zeta_d" else torch.full((B,), self.zeta_d, dtype=torch.float64)
         if bool((lam_d < 0).any()) or bool(((zeta_d < 0) | (zeta_d > 1)).any()):
-            raise ValueError(f"DiffPIR needs λ_D >= 0 and ζ_D in [0, 1]; got {lam_d.tolist()}, {zeta_d.tolist()}")
+            raise ValueError(f"DiffPIR needs λ_D >= 0 and ζ_D in [0, 1]; got {lam_d.tolist()}, "
+                             f"{zeta_d.tolist()}")
         grid = quadratic_timesteps(schedule.T, self.steps)
         noise = PerSampleNoise(seeds, y.shape[1:], len(grid), dtype=y.dtype)
         x = noise.initial().to(y.device)

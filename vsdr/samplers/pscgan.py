@@ -31,7 +31,8 @@ class PSCGANSampler:
         values = torch.as_tensor(knob, dtype=torch.float64).reshape(-1)
         B = y.shape[0]
         if values.numel() != B or len(seeds) != B:
-            raise ValueError(f"need one {self.sweep} and one seed per sample: {values.numel()}, {len(seeds)}, {B}")
+            raise ValueError(f"need one {self.sweep} and one seed per sample: "
+                             f"{values.numel()}, {len(seeds)}, {B}")
         if self.sweep == "N":
             if bool((values < 1).any()) or bool((values != values.round()).any()):
                 raise ValueError(f"PSCGAN-N needs whole numbers N >= 1; got {values.tolist()}")
@@ -47,5 +48,6 @@ class PSCGANSampler:
         nfe0 = model.nfe
         out = model(y[owner], scale * z)
         total = torch.zeros((B, *out.shape[1:]), dtype=out.dtype, device=out.device).index_add_(0, owner, out)
-        mean = total / torch.tensor(counts, dtype=out.dtype, device=out.device).view(-1, *([1] * (out.dim() - 1)))
+        n_b = torch.tensor(counts, dtype=out.dtype, device=out.device)
+        mean = total / n_b.view(-1, *([1] * (out.dim() - 1)))
         return SampleResult(mean, model.nfe - nfe0)

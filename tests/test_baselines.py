@@ -105,6 +105,28 @@ def test_dps_fixed_seed_is_deterministic_and_batch_independent(setup):
     assert not torch.allclose(a, c)
 
 
+def test_dps_learned_variance_ends_are_beta_and_posterior(setup):
+    """``v = +1`` gives σ² = β_t, ``v = −1`` gives β̃_t (guided-diffusion's learned range)."""
+    schedule, prior, y = setup
+
+    class WithVariance:
+        def __init__(self, v):
+            self.v, self.nfe = v, 0
+
+        def eps_and_variance(self, x, i):
+            eps = prior.eps(x, i)
+            self.nfe += 1
+            return eps, torch.full_like(eps, self.v)
+
+    zeta, seeds = [0.01] * 6, list(range(6))
+    for v, kind in ((1.0, "beta"), (-1.0, "posterior")):
+        learned = DPSSampler(variance="learned", progress=False)(WithVariance(v), y, Identity(), 0.5,
+                                                                 zeta, seeds, schedule)
+        ref = DPSSampler(variance=kind, progress=False)(prior, y, Identity(), 0.5, zeta, seeds, schedule)
+        assert torch.allclose(learned.samples, ref.samples, atol=1e-5), kind
+        assert learned.nfe == schedule.T
+
+
 def test_dps_clip_and_bad_options(setup):
     schedule, prior, y = setup
     out = DPSSampler(clip=[-0.1, 0.1], progress=False)(prior, y, Identity(), 0.5, [0.0] * 6,

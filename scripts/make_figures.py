@@ -1,45 +1,202 @@
-"""Regenerate every paper figure this machine can make: one `run.py experiment=NAME` job per
-figure, each into outputs/figures/NAME/ (its PNGs, CSVs and metrics.json)."""
+"""Regenerate every paper figure this machine can make into outputs/figures/.
+
+An entry of FIGURES is either one `run.py experiment=NAME` job (its dir is the figure), or a
+`Figure`: several jobs (each a list of overrides, run once per invocation and shared between
+figures, into outputs/figures/jobs/KEY/) gathered by a plot function into
+outputs/figures/NAME/ (PNG and PDF, plus the gathered CSV)."""
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+import numpy as np
 
-#: experiment config -> what it reproduces
-FIGURES = {
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SIGMA = 0.75       # the default noise level (conf/noise/gaussian.yaml)
+SIGMA2 = 0.5       # the second level: no retraining of the score network
+
+
+def jobs_for(dataset: str, sigma: float = SIGMA) -> dict[str, list[str]]:
+    """The jobs of one DP plane: ours, PSCGAN-N, PSCGAN-σz, DPS, DiffPIR, interpolation."""
+    base = [f"dataset={dataset}", f"noise.sigma={sigma}"]
+    return {f"{dataset}-{sigma}-{e}": [f"experiment={e}", *base]
+            for e in ("ours_lam", "pscgan_n", "pscgan_sigmaz", "dps_zeta", "diffpir_lambda", "interp_s")}
+
+
+def robustness_jobs(dataset: str = "pinwheel") -> dict[str, list[str]]:
+    """At SIGMA2: ours (same network), PSCGAN trained at SIGMA applied there, and PSCGAN
+    retrained at SIGMA2 (the reference it would need)."""
+    base = [f"dataset={dataset}", f"noise.sigma={SIGMA2}"]
+    return {
+        f"{dataset}-{SIGMA2}-ours_lam": ["experiment=ours_lam", *base],
+        f"{dataset}-{SIGMA2}-pscgan_n-trained{SIGMA}": ["experiment=pscgan_n", *base,
+                                                        f"sampler.gan.train_sigma={SIGMA}"],
+        f"{dataset}-{SIGMA2}-pscgan_sigmaz-trained{SIGMA}": ["experiment=pscgan_sigmaz", *base,
+                                                             f"sampler.gan.train_sigma={SIGMA}"],
+        f"{dataset}-{SIGMA2}-pscgan_n": ["experiment=pscgan_n", *base],
+        f"{dataset}-{SIGMA2}-pscgan_sigmaz": ["experiment=pscgan_sigmaz", *base],
+    }
+
+
+#: one BLAS/OpenMP thread per job: these networks are tiny, and on a shared 2-core machine two
+#: spinning threads ran a PSCGAN training step 10x slower than one (measured: 60 steps in 60 s
+#: with 2 threads against 6 s with 1, load average ~9)
+JOB_ENV = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+           "MKL_NUM_THREADS": os.environ.get("MKL_NUM_THREADS", "1")}
+
+
+@dataclass
+class Figure:
+    doc: str
+    jobs: dict[str, list[str]]
+    plot: Callable[[str, dict[str, Path], Path], None]
+    extra: dict = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------- plot functions
+
+def _save(fig, out: Path, stem: str) -> None:
+    import matplotlib.pyplot as plt
+
+    from vsdr.experiments.writer import save_figure
+
+    save_figure(fig, out / f"{stem}.png")
+    save_figure(fig, out / f"{stem}.pdf")
+    plt.close(fig)
+
+
+def _rows(job_dirs: dict[str, Path]) -> list[dict]:
+    from vsdr.experiments.gather import read_rows
+
+    rows = read_rows([d / "metrics.csv" for d in job_dirs.values()])
+    for r in rows:
+        r["job"] = next(k for k, d in job_dirs.items() if d.name == r["job"])
+    return rows
+
+
+def _label(r: dict) -> str:
+    """Legend name: PSCGAN says at which σ it was trained when that is not the data's σ."""
+    if r["sampler"] == "pscgan":
+        name = "PSCGAN-N" if r["knob"] == "N" else "PSCGAN-σz"
+        return f"{name} (trained at σ={SIGMA:g})" if "trained" in r["job"] else name
+    return {"ours": "ours", "dps": "DPS (λ=1)", "diffpir": "DiffPIR", "interp": "interp. λ=0↔1"}.get(
+        r["sampler"], r["sampler"])
+
+
+def plot_dp(name: str, job_dirs: dict[str, Path], out: Path) -> None:
+    from vsdr.experiments.writer import write_csv
+    from vsdr.plotting.figures import plot_dp_overlay
+
+    rows = _rows(job_dirs)
+    write_csv(out / "dp_points.csv", rows)
+    sigmas = ", ".join(sorted({f"{float(r['sigma']):g}" for r in rows}))
+    title = f"{name}: {rows[0]['dataset']}, denoising, σ={sigmas} (data units)"
+    ours = [float(r["mse"]) for r in rows if r["sampler"] == "ours"]
+    max_mse = 1.3 * max(ours) if ours else None
+    _save(plot_dp_overlay(rows, title, label_of=_label, max_mse=max_mse), out, name)
+
+
+def plot_points(name: str, job_dirs: dict[str, Path], out: Path) -> None:
+    """Clean, noisy, ours at λ ∈ {0, 0.3, 0.8, 1}, one PSCGAN sample (σ_z = 1)."""
+    from vsdr.plotting.figures import plot_point_panels
+
+    ours = np.load(next(d for k, d in job_dirs.items() if k.endswith("ours_lam")) / "samples.npz")
+    gan = np.load(next(d for k, d in job_dirs.items() if k.endswith("pscgan_sigmaz")) / "samples.npz")
+    panels = [("clean x0", ours["x0"]), ("noisy y", ours["y"])]
+    for lam in (0.0, 0.3, 0.8, 1.0):
+        k = int(np.argmin(np.abs(ours["values"] - lam)))
+        panels.append((f"ours λ={ours['values'][k]:g}", ours["samples"][k]))
+    k = int(np.argmin(np.abs(gan["values"] - 1.0)))
+    panels.append((f"PSCGAN σz={gan['values'][k]:g}", gan["samples"][k]))
+    _save(plot_point_panels(panels, f"{name}: denoising at σ={SIGMA:g} (data units)"), out, name)
+
+
+def plot_points_and_dp(name: str, job_dirs: dict[str, Path], out: Path) -> None:
+    plot_points(f"{name}_points", job_dirs, out)
+    plot_dp(f"{name}_dp", job_dirs, out)
+
+
+def _only(jobs: dict[str, list[str]], *suffixes: str) -> dict[str, list[str]]:
+    return {k: v for k, v in jobs.items() if k.endswith(suffixes)}
+
+
+#: experiment config (str) or Figure -> what it reproduces
+FIGURES: dict[str, str | Figure] = {
     "mixture_dp": "Figs. 1-3: mixture prior/posterior, trajectories per λ, W2 and KL against MSE",
     "gaussian_theory": "Theorems 1-2 on a 16-D Gaussian: MSE/D* and W2 against λ, optimal DP curve",
     "pinwheel_dp": "Figs. 4-5 (ours): pinwheel reconstructions per λ and the DP curve",
+    "fig4": Figure("Fig. 4: pinwheel clean, noisy, ours λ ∈ {0, 0.3, 0.8, 1}, PSCGAN",
+                   _only(jobs_for("pinwheel"), "ours_lam", "pscgan_sigmaz"), plot_points),
+    "fig5": Figure("Fig. 5: pinwheel DP plane: ours, PSCGAN-N, PSCGAN-σz, DPS, DiffPIR, interp.",
+                   jobs_for("pinwheel"), plot_dp),
+    "fig9": Figure("Fig. 9: S-curve points and DP plane", jobs_for("scurve"), plot_points_and_dp),
+    "fig10": Figure("Fig. 10: moons points and DP plane", jobs_for("moons"), plot_points_and_dp),
+    "fig11": Figure("Fig. 11: DPS with ζ swept at λ = 1 against ours with λ swept (pinwheel)",
+                    _only(jobs_for("pinwheel"), "ours_lam", "dps_zeta"), plot_dp),
+    "robustness": Figure(f"Second noise level σ={SIGMA2:g}: the same score network vs PSCGAN "
+                         f"trained at σ={SIGMA:g} (and retrained at σ={SIGMA2:g})",
+                         robustness_jobs("pinwheel"), plot_dp),
     "images_small": "Fig. 7 at CPU scale: digits 16², Gaussian deblur, ours over λ (grid, DP plot)",
     "images_small_sr": "Fig. 7 at CPU scale: digits 16², ×4 super-resolution, ours over λ",
 }
-#: figures that are an experiment with overrides (default: `experiment=NAME`)
+#: single-job figures that are an experiment with overrides (default: `experiment=NAME`)
 OVERRIDES = {
     "images_small_sr": ["experiment=images_small", "operator=super_resolution"],
 }
 
 
+def run_job(key: str, overrides: list[str], out: Path) -> bool:
+    t0 = time.perf_counter()
+    res = subprocess.run([sys.executable, str(ROOT / "run.py"), *overrides,
+                          f"hydra.run.dir={out}", "progress=false"], cwd=ROOT, env=JOB_ENV)
+    print(f"   job {key}: {'ok' if res.returncode == 0 else 'FAILED'} in "
+          f"{time.perf_counter() - t0:.0f} s", flush=True)
+    return res.returncode == 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("names", nargs="*", help=f"experiments to run (default: all of {list(FIGURES)})")
+    parser.add_argument("names", nargs="*", help=f"figures to make (default: all of {list(FIGURES)})")
     parser.add_argument("--out", default=str(ROOT / "outputs" / "figures"))
+    parser.add_argument("--reuse", action="store_true",
+                        help="skip a job whose metrics.json is already there (results of an earlier run)")
     args = parser.parse_args()
-    failed = []
+    out_root = Path(args.out)
+    failed, done_jobs = [], {}
+    t_all = time.perf_counter()
     for name in args.names or list(FIGURES):
+        spec = FIGURES[name]
         t0 = time.perf_counter()
-        print(f"== {name}: {FIGURES.get(name, '')}", flush=True)
-        overrides = OVERRIDES.get(name, [f"experiment={name}"])
-        res = subprocess.run([sys.executable, str(ROOT / "run.py"), *overrides,
-                              f"hydra.run.dir={args.out}/{name}", "progress=false"], cwd=ROOT)
-        print(f"== {name}: {'ok' if res.returncode == 0 else 'FAILED'} in "
-              f"{time.perf_counter() - t0:.0f} s -> {args.out}/{name}", flush=True)
-        if res.returncode:
+        print(f"== {name}: {spec if isinstance(spec, str) else spec.doc}", flush=True)
+        if isinstance(spec, str):
+            ok = run_job(name, OVERRIDES.get(name, [f"experiment={name}"]), out_root / name)
+        else:
+            dirs = {}
+            for key, overrides in spec.jobs.items():
+                if key not in done_jobs:
+                    if args.reuse and (out_root / "jobs" / key / "metrics.json").is_file():
+                        print(f"   job {key}: reused", flush=True)
+                        done_jobs[key] = True
+                    else:
+                        done_jobs[key] = run_job(key, overrides, out_root / "jobs" / key)
+                dirs[key] = out_root / "jobs" / key
+            ok = all(done_jobs[k] for k in spec.jobs)
+            if ok:
+                (out_root / name).mkdir(parents=True, exist_ok=True)
+                spec.plot(name, dirs, out_root / name)
+        print(f"== {name}: {'ok' if ok else 'FAILED'} in {time.perf_counter() - t0:.0f} s -> "
+              f"{out_root / name}", flush=True)
+        if not ok:
             failed.append(name)
+    print(f"== all: {len(failed)} failed, {time.perf_counter() - t_all:.0f} s", flush=True)
     return 1 if failed else 0
 
 

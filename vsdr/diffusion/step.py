@@ -1,6 +1,8 @@
 """The variance-scaled reverse step (METHOD.md §2, eq. 12)."""
 from __future__ import annotations
 
+import math
+
 from torch import Tensor
 
 
@@ -34,3 +36,25 @@ def variance_scaled_step(
         return mean
     lam_b = _per_sample(lam, x_t)
     return mean + (lam_b**0.5) * sigma * z
+
+
+def ddpm_posterior_mean(x_t: Tensor, x0_hat: Tensor, alpha_bar: float, alpha_bar_prev: float,
+                        beta: float) -> Tensor:
+    """DDPM's posterior mean ``μ̃(x_t, x̂0)`` (Ho et al. 2020, eq. 7), the mean of DPS's step:
+
+        μ̃ = β_t √ᾱ_{t−1}/(1−ᾱ_t) · x̂0 + (1−ᾱ_{t−1}) √α_t/(1−ᾱ_t) · x_t
+
+    With Tweedie's (unclipped) ``x̂0`` this equals ``(x_t + β_t s)/√α_t``, the mean of eq. 12.
+    """
+    alpha = 1.0 - beta
+    c0 = beta * alpha_bar_prev**0.5 / (1.0 - alpha_bar)
+    ct = (1.0 - alpha_bar_prev) * alpha**0.5 / (1.0 - alpha_bar)
+    return c0 * x0_hat + ct * x_t
+
+
+def learned_log_variance(v: Tensor, beta: float, log_posterior_variance: float) -> Tensor:
+    """guided-diffusion's ``learned_range`` variance (REFERENCES.md, DPS): ``frac = (v+1)/2``,
+    ``log σ² = frac · log β_t + (1 − frac) · log β̃_t`` (``β̃`` at ``t = 1`` replaced by its
+    value at ``t = 2``, so the log is finite)."""
+    frac = (v + 1.0) / 2.0
+    return frac * math.log(beta) + (1.0 - frac) * log_posterior_variance

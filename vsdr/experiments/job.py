@@ -48,7 +48,8 @@ STREAM_TEST, STREAM_MEASUREMENT, STREAM_SAMPLER = 1, 2, 3
 
 
 #: config keys that describe a component to vsdr and are not constructor arguments
-META_KEYS = ("name", "knob", "values", "needs_positive_sigma")
+#: (`gan`: PSCGAN's networks and training, read by vsdr.experiments.pscgan)
+META_KEYS = ("name", "knob", "values", "needs_positive_sigma", "gan")
 
 
 def _instantiate(node: DictConfig, drop: tuple[str, ...] = META_KEYS, **kwargs):
@@ -100,7 +101,12 @@ def knob_values(cfg: DictConfig) -> list[float]:
 def build_score_model(cfg: DictConfig, schedule: VPSchedule, dataset, operator, logger,
                       device: torch.device):
     """The score model the sampler consumes (``score=network``: the trained ε-network;
-    ``exact_prior`` / ``exact_posterior``: closed forms), and a dict saying where it came from."""
+    ``exact_prior`` / ``exact_posterior``: closed forms; PSCGAN, whose sampler config has a
+    ``gan`` node: its trained generator), and a dict saying where it came from."""
+    if cfg.sampler.get("gan") is not None:
+        from vsdr.experiments.pscgan import load_or_train_pscgan
+
+        return load_or_train_pscgan(cfg, dataset, operator, logger, device)
     if cfg.score.name == "network":
         return load_or_train_prior(cfg, schedule, dataset, logger, device)
     return build_exact_score(cfg, dataset, operator, schedule)

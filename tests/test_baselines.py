@@ -1,0 +1,334 @@
+"""The baselines' mechanics (issue 4): interpolation end points, DPS determinism and its
+equality with ours' dps form at λ = 1, DiffPIR's closed-form data step and grid, PSCGAN's
+first-moment penalty on a Gaussian with a known MMSE, PSCGAN-N's MSE falling with N."""
+from __future__ import annotations
+
+import math
+import sys
+
+import lightning as L
+import pytest
+import torch
+from conftest import FAST, compose_cfg
+
+from vsdr.diffusion import VPSchedule
+from vsdr.diffusion.step import ddpm_posterior_mean
+from vsdr.experiments.job import run_job
+from vsdr.models import NetworkPrior, ScoreMLP
+from vsdr.models.cgan import ConditionalGenerator, CriticMLP, GeneratorMLP
+from vsdr.operators import Identity
+from vsdr.samplers import (
+    DiffPIRSampler,
+    DPSSampler,
+    InterpolationSampler,
+    PSCGANSampler,
+    VarianceScaledSampler,
+)
+from vsdr.samplers.diffpir import diffpir_rho, quadratic_timesteps
+from vsdr.training.pscgan_module import PSCGANModule, first_moment_penalty, gradient_penalty
+from vsdr.training.score_module import RandomBatches
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    """One thread (overrides conftest's two): on a loaded 2-core machine two spinning OpenMP
+    threads made a PSCGAN step 10x slower than one."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def setup():
+    torch.manual_seed(0)
+    schedule = VPSchedule.linear(T=30)
+    prior = NetworkPrior(ScoreMLP().eval().requires_grad_(False), schedule)
+    y = torch.randn(6, 2, generator=torch.Generator().manual_seed(1))
+    return schedule, prior, y
+
+
+# ---------------------------------------------------------------- interpolation
+
+def test_interp_end_points_are_ours_and_the_middle_is_linear(setup):
+    schedule, prior, y = setup
+    seeds = list(range(100, 106))
+    ours = VarianceScaledSampler(progress=False)
+    x0 = ours(prior, y, Identity(), 0.5, [0.0] * 6, seeds, schedule).samples
+    x1 = ours(prior, y, Identity(), 0.5, [1.0] * 6, seeds, schedule).samples
+    interp = InterpolationSampler(progress=False)
+    s = torch.tensor([0.0, 1.0, 0.25, 0.0, 1.0, 0.25], dtype=torch.float64)
+    y3 = torch.cat([y[:2]] * 3)
+    res = interp(prior, y3, Identity(), 0.5, s, seeds[:2] * 3, schedule)
+    assert torch.allclose(res.samples[0], x0[0], atol=1e-6)
+    assert torch.allclose(res.samples[1], x1[1], atol=1e-6)
+    assert torch.allclose(res.samples[2], 0.75 * x0[0] + 0.25 * x1[0], atol=1e-6)
+    # the 6 rows share 2 distinct (y, seed) points: 2 chains of T steps in one batch
+    assert res.nfe == schedule.T
+
+
+# ---------------------------------------------------------------- DPS
+
+def test_ddpm_posterior_mean_equals_eq12_mean():
+    s = VPSchedule.linear(T=100)
+    i = 40
+    sc = s.at(i)
+    x, eps = torch.randn(5, 2), torch.randn(5, 2)
+    x0 = (x - (1 - sc["alpha_bar"]) ** 0.5 * eps) / sc["alpha_bar"] ** 0.5
+    score = -eps / (1 - sc["alpha_bar"]) ** 0.5
+    mu = ddpm_posterior_mean(x, x0, sc["alpha_bar"], sc["alpha_bar_prev"], sc["beta"])
+    assert torch.allclose(mu, (x + sc["beta"] * score) / sc["alpha"] ** 0.5, atol=1e-5)
+
+
+def test_dps_is_ours_dps_form_at_lambda_one(setup):
+    schedule, prior, y = setup
+    seeds = list(range(6))
+    zeta = [0.0, 0.01, 0.05, 0.0, 0.01, 0.05]
+    dps = DPSSampler(progress=False)(prior, y, Identity(), 0.5, zeta, seeds, schedule)
+    ours = VarianceScaledSampler(form="dps", variance="posterior", progress=False)
+    ours.zeta = lambda lam: torch.tensor(zeta, dtype=torch.float64)   # ζ per sample
+    ref = ours(prior, y, Identity(), 0.5, [1.0] * 6, seeds, schedule)
+    assert torch.allclose(dps.samples, ref.samples, atol=1e-4)
+    assert dps.nfe == schedule.T
+
+
+def test_dps_fixed_seed_is_deterministic_and_batch_independent(setup):
+    schedule, prior, y = setup
+    sampler = DPSSampler(progress=False)
+    zeta = [0.02] * 6
+    a = sampler(prior, y, Identity(), 0.5, zeta, list(range(6)), schedule).samples
+    b = sampler(prior, y, Identity(), 0.5, zeta, list(range(6)), schedule).samples
+    assert torch.equal(a, b)
+    alone = sampler(prior, y[3:4], Identity(), 0.5, zeta[:1], [3], schedule).samples
+    assert torch.allclose(alone[0], a[3], atol=1e-6)
+    c = sampler(prior, y, Identity(), 0.5, zeta, list(range(10, 16)), schedule).samples
+    assert not torch.allclose(a, c)
+
+
+def test_dps_learned_variance_ends_are_beta_and_posterior(setup):
+    """``v = +1`` gives σ² = β_t, ``v = −1`` gives β̃_t (guided-diffusion's learned range)."""
+    schedule, prior, y = setup
+
+    class WithVariance:
+        def __init__(self, v):
+            self.v, self.nfe = v, 0
+
+        def eps_and_variance(self, x, i):
+            eps = prior.eps(x, i)
+            self.nfe += 1
+            return eps, torch.full_like(eps, self.v)
+
+    zeta, seeds = [0.01] * 6, list(range(6))
+    for v, kind in ((1.0, "beta"), (-1.0, "posterior")):
+        learned = DPSSampler(variance="learned", progress=False)(WithVariance(v), y, Identity(), 0.5,
+                                                                 zeta, seeds, schedule)
+        ref = DPSSampler(variance=kind, progress=False)(prior, y, Identity(), 0.5, zeta, seeds, schedule)
+        assert torch.allclose(learned.samples, ref.samples, atol=1e-5), kind
+        assert learned.nfe == schedule.T
+
+
+def test_dps_clip_and_bad_options(setup):
+    schedule, prior, y = setup
+    out = DPSSampler(clip=[-0.1, 0.1], progress=False)(prior, y, Identity(), 0.5, [0.0] * 6,
+                                                        list(range(6)), schedule).samples
+    # ζ = 0, last step: x_0 = μ̃ with ᾱ_{-1} = 1, i.e. exactly the clamped x̂0
+    assert out.abs().max() <= 0.1 + 1e-6
+    with pytest.raises(ValueError, match="learned variance"):
+        DPSSampler(variance="learned", progress=False)(prior, y, Identity(), 0.5, [0.0] * 6,
+                                                       list(range(6)), schedule)
+    with pytest.raises(ValueError, match="not one of"):
+        DPSSampler(variance="nope")
+
+
+# ---------------------------------------------------------------- DiffPIR
+
+def test_diffpir_data_step_on_a_hand_computed_case():
+    # ‖y − x‖² + ρ‖x − x̂0‖² with y = 3, x̂0 = 1, ρ = 1/3: x = (3 + 1/3)/(4/3) = 2.5
+    ab, sigma_y, lam_d = 0.5, 0.5, 4.0 / 3.0          # ρ = λ_D σ² ᾱ/(1 − ᾱ) = 4/3 · 1/4 = 1/3
+    rho = diffpir_rho(lam_d, sigma_y, ab)
+    assert rho == pytest.approx(1.0 / 3.0)
+    x = Identity().prox_data(torch.tensor([[1.0, -2.0]]), torch.tensor([[3.0, 2.0]]), rho)
+    assert x[0].tolist() == pytest.approx([2.5, 1.0])   # second: (2 − 2/3)/(4/3) = 1
+    # per-sample ρ, and ρ → ∞ keeps x̂0, ρ = 0 returns y
+    x = Identity().prox_data(torch.ones(2, 2), torch.zeros(2, 2), torch.tensor([0.0, 1e12]))
+    assert x[0].tolist() == [0.0, 0.0] and x[1].tolist() == pytest.approx([1.0, 1.0])
+
+
+def test_quadratic_grid():
+    g = quadratic_timesteps(1000, 100)
+    assert len(g) == 100 and g[0] == 0 and g[-1] == 999
+    steps = [b - a for a, b in zip(g, g[1:])]
+    assert min(steps) >= 1 and steps[0] < steps[-1]       # dense near t = 0
+    assert quadratic_timesteps(5, 5) == [0, 1, 2, 3, 4]
+
+
+def test_diffpir_first_step_by_hand_and_nfe():
+    """Oracle prior ε ≡ 0 (x̂0 = x_t/√ᾱ) and ζ_D = 0: one step of the chain written out."""
+    schedule = VPSchedule.linear(T=20)
+
+    class ZeroEps:
+        nfe = 0
+
+        def eps(self, x, i):
+            self.nfe += 1
+            return torch.zeros_like(x)
+
+    y = torch.tensor([[1.0, -1.0]])
+    sampler = DiffPIRSampler(lambda_d=2.0, zeta_d=0.0, steps=2, sweep="zeta_d", progress=False)
+    model = ZeroEps()
+    out = sampler(model, y, Identity(), 0.3, [0.0], [7], schedule)
+    from vsdr.diffusion.noise import PerSampleNoise
+    xT = PerSampleNoise([7], (2,), 2).initial()
+    ab = float(schedule.alpha_bars[19])
+    x0 = xT / ab**0.5
+    rho = 2.0 * 0.09 * ab / (1 - ab)
+    x0 = (y + rho * x0) / (1 + rho)
+    eps_hat = (xT - ab**0.5 * x0) / (1 - ab) ** 0.5
+    ab0 = float(schedule.alpha_bars[0])
+    x_next = ab0**0.5 * x0 + (1 - ab0) ** 0.5 * eps_hat
+    assert torch.allclose(out.samples, x_next / ab0**0.5, atol=1e-5)
+    assert out.nfe == 2 and model.nfe == 2
+
+
+# ---------------------------------------------------------------- PSCGAN
+
+def test_gan_sizes_near_the_paper():
+    g, d = GeneratorMLP(), CriticMLP()
+    ng, nd = sum(p.numel() for p in g.parameters()), sum(p.numel() for p in d.parameters())
+    assert abs(ng - 25682) / 25682 < 0.02 and abs(nd - 25025) / 25025 < 0.02, (ng, nd)
+
+
+def test_penalties_by_hand():
+    x0 = torch.tensor([[1.0, 2.0]])
+    samples = torch.tensor([[[0.0, 0.0], [2.0, 2.0]]])         # mean (1, 1): ‖(0, 1)‖² = 1
+    assert float(first_moment_penalty(samples, x0)) == pytest.approx(1.0)
+
+    class Linear(torch.nn.Module):                              # D(x, y) = 3 x₀ + 4 x₁: ‖∇‖ = 5
+        def forward(self, x, y):
+            return 3 * x[:, 0] + 4 * x[:, 1]
+
+    gp = gradient_penalty(Linear(), torch.zeros(4, 2), torch.ones(4, 2), torch.zeros(4, 2),
+                          torch.rand(4, 1))
+    assert float(gp) == pytest.approx(16.0)
+
+
+def _train_gaussian_gan(steps: int, adv_weight: float = 1e-3, seed: int = 0):
+    """x0 ~ N(0, I₂), y = x0 + σ n: MMSE E[x0|y] = y/(1 + σ²). Returns (G, σ)."""
+    sigma = 1.0
+    torch.manual_seed(seed)
+    g = GeneratorMLP(hidden=(32, 32))
+    d = CriticMLP(hidden=(32, 32))
+    points = torch.randn(4000, 2, generator=torch.Generator().manual_seed(seed))
+    module = PSCGANModule(g, d, Identity(), sigma, M=8, adv_weight=adv_weight, seed=seed)
+    loader = torch.utils.data.DataLoader(RandomBatches(points, 128, steps, seed=seed), batch_size=None)
+    L.seed_everything(seed, verbose=False)
+    L.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False,
+              enable_progress_bar=False, enable_model_summary=False).fit(module, loader)
+    return g.eval().requires_grad_(False), sigma
+
+
+def test_pscgan_penalty_drives_the_sample_mean_to_the_mmse():
+    g, sigma = _train_gaussian_gan(steps=300)
+    y = torch.randn(500, 2, generator=torch.Generator().manual_seed(5)) * (1 + sigma**2) ** 0.5
+    mmse = y / (1 + sigma**2)
+    model = ConditionalGenerator(g)
+    sampler = PSCGANSampler(sweep="N", progress=False)
+    x64 = sampler(model, y, Identity(), sigma, [64] * 500, list(range(500))).samples
+    err = (x64 - mmse).pow(2).sum(1).mean().item()
+    # posterior variance tr Σ = 2 · σ²/(1 + σ²) = 1: the mean is within a small fraction of it
+    assert err < 0.05, err
+    # an untrained generator is far from it (the test can fail)
+    raw = ConditionalGenerator(GeneratorMLP(hidden=(32, 32)).eval())
+    x_raw = sampler(raw, y, Identity(), sigma, [64] * 500, list(range(500))).samples
+    assert (x_raw - mmse).pow(2).sum(1).mean().item() > 0.3
+
+
+def test_pscgan_n_mse_falls_as_n_grows():
+    """A generator whose samples are y/2 + z (so the sample mean is the MMSE y/2 and each
+    sample's MSE is MMSE + σ_z² d): MSE(N) = D* + d/N exactly in expectation."""
+    class Exact(torch.nn.Module):
+        z_dim = 2
+
+        def forward(self, y, z):
+            return y / 2 + z
+
+    n = 4000
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.randn(n, 2, generator=gen)
+    y = x0 + torch.randn(n, 2, generator=gen)
+    model = ConditionalGenerator(Exact())
+    Ns = [1, 2, 4, 16, 64]
+    knob = torch.tensor(Ns, dtype=torch.float64).repeat_interleave(n)
+    res = PSCGANSampler(sweep="N")(model, y.repeat(len(Ns), 1), Identity(), 1.0, knob,
+                                   list(range(n)) * len(Ns))
+    mses = [(res.samples[k * n:(k + 1) * n] - x0).pow(2).sum(1).mean().item() for k in range(len(Ns))]
+    assert all(a > b for a, b in zip(mses, mses[1:])), mses
+    for N, m in zip(Ns, mses):
+        assert m == pytest.approx(1.0 + 2.0 / N, rel=0.08), (N, m)
+    assert res.nfe == 1
+    # σ_z sweep: σ_z = 0 is G(y, 0) = the MMSE exactly
+    r0 = PSCGANSampler(sweep="sigma_z")(model, y[:5], Identity(), 1.0, [0.0] * 5, list(range(5)))
+    assert torch.allclose(r0.samples, y[:5] / 2)
+    # batch independence: sample 3 alone = sample 3 in the batch
+    alone = PSCGANSampler(sweep="N")(model, y[3:4], Identity(), 1.0, [4], [3]).samples
+    assert torch.allclose(alone[0], res.samples[2 * n + 3])
+    with pytest.raises(ValueError, match="whole numbers"):
+        PSCGANSampler(sweep="N")(model, y[:1], Identity(), 1.0, [0.5], [0])
+
+
+# ---------------------------------------------------------------- jobs end to end
+
+@pytest.mark.parametrize("overrides", [
+    ["sampler=interp", "sampler.values=[0,0.5,1]"],
+    ["sampler=dps", "sampler.values=[0,0.01]"],
+    ["sampler=diffpir", "sampler.steps=10", "sampler.values=[0,1]"],
+    ["sampler=diffpir", "sampler.steps=10", "sampler.knob=lambda_d", "sampler.values=[1,7]"],
+])
+def test_score_baseline_jobs_run(tmp_path, cache_dir, overrides):
+    rows = run_job(compose_cfg([*FAST, *overrides]), tmp_path / "job")
+    assert len(rows) in (2, 3) and all(math.isfinite(r["mse"]) and math.isfinite(r["w2"]) for r in rows)
+    assert rows[0]["knob"] == compose_cfg([*FAST, *overrides]).sampler.knob
+
+
+def test_pscgan_job_trains_caches_and_retrains_for_a_new_sigma(tmp_path, cache_dir):
+    base = [*FAST, "sampler=pscgan", "sampler.gan.train.steps=20", "sampler.values=[1,4]"]
+    rows = run_job(compose_cfg(base), tmp_path / "a")
+    assert [r["knob"] for r in rows] == ["N", "N"] and all(math.isfinite(r["mse"]) for r in rows)
+    import json
+    meta = lambda d: json.loads((tmp_path / d / "metrics.json").read_text())["model"]  # noqa: E731
+    assert meta("a")["source"] == "trained" and meta("a")["train_seconds"] > 0
+    run_job(compose_cfg([*base, "sampler.knob=sigma_z", "sampler.values=[0,1]"]), tmp_path / "b")
+    assert meta("b")["source"] == "cache"
+    run_job(compose_cfg([*base, "noise.sigma=0.5"]), tmp_path / "c")
+    assert meta("c")["source"] == "trained" and meta("c")["train_sigma"] == 0.5
+    # the GAN trained at 0.75 applied at σ = 0.5: no retraining
+    run_job(compose_cfg([*base, "noise.sigma=0.5", "sampler.gan.train_sigma=0.75"]), tmp_path / "d")
+    assert meta("d")["source"] == "cache" and meta("d")["train_sigma"] == 0.75
+
+
+def test_every_figure_job_composes():
+    """Each job of scripts/make_figures.py is a valid config whose knob fits its sampler."""
+    import importlib.util
+
+    from conftest import ROOT
+
+    from vsdr.experiments.job import knob_values
+    spec = importlib.util.spec_from_file_location("make_figures", ROOT / "scripts" / "make_figures.py")
+    mf = importlib.util.module_from_spec(spec)
+    sys.modules["make_figures"] = mf       # its dataclass needs the module registered
+    spec.loader.exec_module(mf)
+    from conftest import CONF
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    jobs = {k: v for fig in mf.FIGURES.values() if not isinstance(fig, str) for k, v in fig.jobs.items()}
+    assert len(jobs) >= 6 * 3 + 4
+    one_each = {}                                   # one job per distinct experiment and options
+    for key, overrides in jobs.items():
+        one_each.setdefault(tuple(o for o in overrides if not o.startswith("dataset=")), (key, overrides))
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        for key, overrides in one_each.values():
+            cfg = compose(config_name="config", overrides=overrides)
+            assert len(knob_values(cfg)) >= 2, key
+            if cfg.sampler.name == "pscgan":
+                assert cfg.sampler.sweep == cfg.sampler.knob

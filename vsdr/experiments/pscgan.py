@@ -1,0 +1,101 @@
+"""PSCGAN's networks for a job: loaded from ``sampler.gan.ckpt``, or from the cache keyed by
+a hash of the GAN's training config (σ included: one model per data set, operator and σ),
+or trained now with Lightning (and cached). Retraining when σ changes is the baseline's cost
+that the paper points at: ``train_seconds`` is recorded in metrics.json."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from vsdr.errors import ConfigError
+from vsdr.experiments.prior import config_hash
+from vsdr.experiments.writer import atomic_write
+from vsdr.models.cgan import ConditionalGenerator, CriticMLP, GeneratorMLP
+from vsdr.models.score import load_state_strict
+from vsdr.training.pscgan_module import PSCGANModule
+from vsdr.training.score_module import RandomBatches
+
+log = logging.getLogger(__name__)
+
+
+def train_sigma(cfg: DictConfig) -> float:
+    """The σ the GAN is trained at: ``sampler.gan.train_sigma``, or the job's ``noise.sigma``
+    when that is null (set it to apply a GAN trained at one σ to data at another)."""
+    s = cfg.sampler.gan.get("train_sigma")
+    s = float(cfg.noise.sigma) if s is None else float(s)
+    if s <= 0:
+        raise ConfigError(f"sampler.gan.train_sigma={s:g} must be > 0: PSCGAN learns to denoise")
+    return s
+
+
+def gan_training_key(cfg: DictConfig) -> dict:
+    """Everything that determines the trained GAN (and nothing else)."""
+    gan = OmegaConf.to_container(cfg.sampler.gan, resolve=True)
+    for k in ("ckpt", "train_sigma"):
+        gan.pop(k, None)
+    return {"dataset": OmegaConf.to_container(cfg.dataset, resolve=True),
+            "operator": OmegaConf.to_container(cfg.operator, resolve=True),
+            "n_train": int(cfg.data.n_train), "sigma": train_sigma(cfg), "gan": gan}
+
+
+def gan_cache_path(cfg: DictConfig) -> Path:
+    return Path(hydra.utils.to_absolute_path(cfg.paths.cache_dir)) / (
+        f"{cfg.dataset.name}-pscgan-{config_hash(gan_training_key(cfg))}.pt")
+
+
+def build_gan(cfg: DictConfig) -> tuple[GeneratorMLP, CriticMLP]:
+    g = OmegaConf.to_container(cfg.sampler.gan.generator, resolve=True)
+    d = OmegaConf.to_container(cfg.sampler.gan.critic, resolve=True)
+    return GeneratorMLP(**g), CriticMLP(**d)
+
+
+def train_gan(cfg: DictConfig, generator, critic, dataset, operator, logger) -> float:
+    """Train in place with Lightning (``sampler.gan.train``); return the wall time in seconds."""
+    import lightning as L
+
+    tr = cfg.sampler.gan.train
+    points = dataset.sample(int(cfg.data.n_train), seed=int(tr.seed))
+    module = PSCGANModule(generator, critic, operator, train_sigma(cfg), M=int(tr.M),
+                          gp_weight=float(tr.gp_weight), adv_weight=float(tr.adv_weight),
+                          lr=float(tr.lr), betas=tuple(tr.betas), seed=int(tr.seed))
+    batches = RandomBatches(points, int(tr.batch_size), int(tr.steps), seed=int(tr.seed))
+    loader = torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False, num_workers=0)
+    L.seed_everything(int(tr.seed), workers=True, verbose=False)
+    trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+    trainer_cfg.update(max_steps=-1, max_epochs=1)   # one pass over `steps` batches
+    trainer = hydra.utils.instantiate(trainer_cfg, logger=logger if logger is not None else False,
+                                      enable_progress_bar=bool(cfg.progress))
+    t0 = time.perf_counter()
+    trainer.fit(module, loader)
+    return time.perf_counter() - t0
+
+
+def load_or_train_pscgan(cfg: DictConfig, dataset, operator, logger,
+                         device: torch.device) -> tuple[ConditionalGenerator, dict]:
+    """The job's ``ConditionalGenerator`` and a dict describing where its weights came from."""
+    generator, critic = build_gan(cfg)
+    info: dict = {"generator_params": sum(p.numel() for p in generator.parameters()),
+                  "critic_params": sum(p.numel() for p in critic.parameters()),
+                  "train_sigma": train_sigma(cfg)}
+    ckpt = cfg.sampler.gan.get("ckpt")
+    path = Path(hydra.utils.to_absolute_path(ckpt)) if ckpt else gan_cache_path(cfg)
+    info["path"] = str(path)
+    if ckpt or path.is_file():
+        load_state_strict(torch.nn.ModuleDict({"generator": generator, "critic": critic}), path,
+                          what="sampler.gan.ckpt" if ckpt else "cached PSCGAN checkpoint")
+        info["source"] = "sampler.gan.ckpt" if ckpt else "cache"
+        log.info("PSCGAN: reusing %s", path)
+    else:
+        log.info("PSCGAN: no checkpoint for σ=%g, training (%s)", info["train_sigma"], path.name)
+        seconds = train_gan(cfg, generator, critic, dataset, operator, logger)
+        state = torch.nn.ModuleDict({"generator": generator, "critic": critic}).state_dict()
+        payload = {"state_dict": state, "training_key": gan_training_key(cfg), "train_seconds": seconds}
+        atomic_write(path, lambda p: torch.save(payload, p))
+        info.update(source="trained", train_seconds=seconds)
+    generator = generator.to(device).eval().requires_grad_(False)
+    return ConditionalGenerator(generator), info

@@ -1,0 +1,94 @@
+"""DiffPIR (Zhu et al. 2023; METHOD.md §6, REFERENCES.md "DiffPIR"): plug-and-play HQS on a
+short DDIM-style chain, with the data step in closed form (``operator.prox_data``)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from vsdr.diffusion.noise import PerSampleNoise
+from vsdr.diffusion.schedule import VPSchedule
+from vsdr.samplers.base import SampleResult
+
+KNOBS = ("lambda_d", "zeta_d")
+
+
+def quadratic_timesteps(T: int, steps: int) -> list[int]:
+    """``steps`` distinct integer times in ``[0, T−1]``, dense near ``t = 0``, increasing:
+    ``t_k = k + ⌊(T − steps) (k/(steps−1))²⌋`` for ``k = 0 … steps−1``, so ``t_0 = 0`` and
+    ``t_{steps−1} = T − 1`` (a quadratic grid that never repeats a time)."""
+    if not 2 <= steps <= T:
+        raise ValueError(f"DiffPIR needs 2 <= sampler.steps <= diffusion.T; got steps={steps}, T={T}")
+    k = np.arange(steps)
+    return [int(v) for v in k + np.floor((T - steps) * (k / (steps - 1)) ** 2 + 1e-9)]
+
+
+def diffpir_rho(lambda_d: Tensor | float, sigma_y: float, alpha_bar: float) -> Tensor | float:
+    """``ρ_t = λ_D σ_y² ᾱ_t / (1 − ᾱ_t) = λ_D σ_y² / σ̄_t²`` (REFERENCES.md, DiffPIR; the
+    weight of ``‖x − x̂0‖²`` against ``‖y − A x‖²``)."""
+    return lambda_d * sigma_y**2 * alpha_bar / (1.0 - alpha_bar)
+
+
+class DiffPIRSampler:
+    """DiffPIR with ``steps`` network evaluations on ``quadratic_timesteps``. From ``x_T ~ N(0, I)``,
+    for ``k = K−1, …, 0`` with ``t = t_k``, ``s = t_{k−1}``:
+
+        x̂0 = (x_t − √(1−ᾱ_t) ε_θ(x_t, t))/√ᾱ_t                    (clamped to ``clip`` if given)
+        x̂0 ← argmin_x ‖y − A x‖² + ρ_t ‖x − x̂0‖²                  (operator.prox_data; k > 0)
+        ε̂  = (x_t − √ᾱ_t x̂0)/√(1−ᾱ_t)
+        x_s = √ᾱ_s x̂0 + √(1−ᾱ_s) (√(1−ζ_D) ε̂ + √ζ_D z)
+
+    and returns the network's ``x̂0`` at ``t_0`` (no data step after the last evaluation).
+    ``sweep`` names the knob given per sample (``lambda_d`` or ``zeta_d``); the other is fixed.
+    """
+
+    def __init__(self, lambda_d: float = 7.0, zeta_d: float = 0.3, steps: int = 100,
+                 sweep: str = "zeta_d", clip: Sequence[float] | None = None, progress: bool = True):
+        if sweep not in KNOBS:
+            raise ValueError(f"sampler.knob={sweep!r} is not one of DiffPIR's knobs {KNOBS}")
+        self.lambda_d, self.zeta_d, self.steps, self.sweep = float(lambda_d), float(zeta_d), int(steps), sweep
+        self.knob = sweep
+        self.clip = None if clip is None else (float(clip[0]), float(clip[1]))
+        self.progress = progress
+
+    def __call__(self, model, y: Tensor, operator, sigma_y: float,
+                 knob: Tensor | Sequence[float], seeds: Sequence[int],
+                 schedule: VPSchedule) -> SampleResult:
+        values = torch.as_tensor(knob, dtype=torch.float64).reshape(-1)
+        B = y.shape[0]
+        if values.numel() != B or len(seeds) != B:
+            raise ValueError(f"need one {self.sweep} and one seed per sample: "
+                             f"{values.numel()}, {len(seeds)}, {B}")
+        lam_d = values if self.sweep == "lambda_d" else torch.full((B,), self.lambda_d, dtype=torch.float64)
+        zeta_d = values if self.sweep == "zeta_d" else torch.full((B,), self.zeta_d, dtype=torch.float64)
+        if bool((lam_d < 0).any()) or bool(((zeta_d < 0) | (zeta_d > 1)).any()):
+            raise ValueError(f"DiffPIR needs λ_D >= 0 and ζ_D in [0, 1]; got {lam_d.tolist()}, "
+                             f"{zeta_d.tolist()}")
+        grid = quadratic_timesteps(schedule.T, self.steps)
+        noise = PerSampleNoise(seeds, y.shape[1:], len(grid), dtype=y.dtype)
+        x = noise.initial().to(y.device)
+        view = (-1, *([1] * (x.dim() - 1)))
+        zd = zeta_d.to(x).view(view)
+        ab_all = schedule.alpha_bars
+        nfe0 = model.nfe
+        x0_hat = x
+        for k in tqdm(range(len(grid) - 1, -1, -1), desc="DiffPIR", disable=not self.progress,
+                      leave=False):
+            t = grid[k]
+            ab = float(ab_all[t])
+            with torch.no_grad():
+                eps = model.eps(x, t)
+            x0_hat = (x - (1.0 - ab) ** 0.5 * eps) / ab**0.5
+            if self.clip is not None:
+                x0_hat = x0_hat.clamp(*self.clip)
+            if k == 0:
+                break
+            x0_hat = operator.prox_data(x0_hat, y, diffpir_rho(lam_d, sigma_y, ab).to(x))
+            eps_hat = (x - ab**0.5 * x0_hat) / (1.0 - ab) ** 0.5
+            ab_s = float(ab_all[grid[k - 1]])
+            z = noise.next().to(x)
+            x = ab_s**0.5 * x0_hat + (1.0 - ab_s) ** 0.5 * ((1.0 - zd).sqrt() * eps_hat + zd.sqrt() * z)
+        return SampleResult(x0_hat.detach(), model.nfe - nfe0)

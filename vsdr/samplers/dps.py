@@ -1,0 +1,95 @@
+"""Diffusion posterior sampling (Chung et al. 2023; METHOD.md §6, REFERENCES.md "DPS"):
+λ = 1, DPS's own step, its step size ζ as the traversal knob (Fig. 11)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from vsdr.diffusion.guidance import likelihood_gradient
+from vsdr.diffusion.noise import PerSampleNoise
+from vsdr.diffusion.schedule import VPSchedule
+from vsdr.diffusion.step import ddpm_posterior_mean, learned_log_variance
+from vsdr.samplers.base import SampleResult
+
+VARIANCES = ("posterior", "beta", "learned")
+
+
+class DPSSampler:
+    """DPS, one ζ per sample. For ``i = T−1, …, 0`` (``t = i + 1``):
+
+        ε  = ε_θ(x_t, t);   x̂0 = (x_t − √(1−ᾱ_t) ε)/√ᾱ_t   (clamped to ``clip`` if given)
+        x'_{t−1} = μ̃(x_t, x̂0) + σ_t z                         (z = 0 at the last step)
+        x_{t−1}  = x'_{t−1} − ζ ∇_{x_t} ‖y − A x̂0‖₂            (one norm per sample)
+
+    ``σ_t² = β̃_t`` (``variance='posterior'``, DPS's 2D default), ``β_t`` (``'beta'``), or the
+    network's learned variance (``'learned'``: the model must provide
+    ``eps_and_variance(x, i) -> (ε, v)``, ``v ∈ [−1, 1]``; the images' ADM network).
+    ``clip = (lo, hi)`` clamps ``x̂0`` as DPS does on images ([−1, 1]); ``None`` on 2D data.
+    Without clipping and with ``variance='posterior'`` this is exactly
+    ``VarianceScaledSampler(form='dps', variance='posterior')`` at λ = 1 (tested).
+    """
+
+    knob = "zeta"
+
+    def __init__(self, variance: str = "posterior", clip: Sequence[float] | None = None,
+                 progress: bool = True):
+        if variance not in VARIANCES:
+            raise ValueError(f"sampler.variance={variance!r} is not one of {VARIANCES}")
+        if clip is not None and (len(clip) != 2 or not float(clip[0]) < float(clip[1])):
+            raise ValueError(f"sampler.clip={clip!r} must be null or [lo, hi] with lo < hi")
+        self.variance = variance
+        self.clip = None if clip is None else (float(clip[0]), float(clip[1]))
+        self.progress = progress
+
+    def _eps(self, model, x: Tensor, i: int) -> tuple[Tensor, Tensor | None]:
+        if self.variance == "learned":
+            if not hasattr(model, "eps_and_variance"):
+                raise ValueError("sampler.variance=learned needs a model with a learned variance "
+                                 f"(eps_and_variance); {type(model).__name__} has none")
+            return model.eps_and_variance(x, i)
+        return model.eps(x, i), None
+
+    def __call__(self, model, y: Tensor, operator, sigma_y: float,
+                 knob: Tensor | Sequence[float], seeds: Sequence[int],
+                 schedule: VPSchedule) -> SampleResult:
+        """Sample ``x_0`` for each row of ``y`` with its own ``ζ = knob[b]`` and seed ``seeds[b]``."""
+        zeta = torch.as_tensor(knob, dtype=torch.float64).reshape(-1)
+        B = y.shape[0]
+        if zeta.numel() != B or len(seeds) != B:
+            raise ValueError(f"need one ζ and one seed per sample: {zeta.numel()}, {len(seeds)}, {B}")
+        if bool((zeta < 0).any()):
+            raise ValueError(f"DPS step sizes ζ={zeta.tolist()} must be >= 0")
+        noise = PerSampleNoise(seeds, y.shape[1:], schedule.T, dtype=y.dtype)
+        x = noise.initial().to(y.device)
+        zeta_b = zeta.to(x).view(-1, *([1] * (x.dim() - 1)))
+        post_var = schedule.posterior_variances
+        log_post_var = torch.log(torch.cat([post_var[1:2], post_var[1:]]))
+        sigmas = schedule.reverse_std("beta" if self.variance == "beta" else "posterior")
+        nfe0 = model.nfe
+        for i in tqdm(range(schedule.T - 1, -1, -1), desc="DPS", disable=not self.progress,
+                      leave=False):
+            sc = schedule.at(i)
+            with torch.enable_grad():
+                x_in = x.detach().requires_grad_(True)
+                eps, v = self._eps(model, x_in, i)
+                x0_hat = (x_in - (1.0 - sc["alpha_bar"]) ** 0.5 * eps) / sc["alpha_bar"] ** 0.5
+                if self.clip is not None:
+                    x0_hat = x0_hat.clamp(*self.clip)
+                grad = likelihood_gradient(x_in, x0_hat, y, operator, "dps")
+            x_next = ddpm_posterior_mean(x, x0_hat.detach(), sc["alpha_bar"], sc["alpha_bar_prev"],
+                                         sc["beta"])
+            if i > 0:
+                z = noise.next().to(x)
+                if v is None:
+                    std = float(sigmas[i])
+                else:
+                    std = torch.exp(0.5 * learned_log_variance(v.detach(), sc["beta"],
+                                                               float(log_post_var[i])))
+                x_next = x_next + std * z
+            x = (x_next - zeta_b * grad).detach()
+        return SampleResult(x, model.nfe - nfe0)
+
+

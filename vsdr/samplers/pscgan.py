@@ -1,0 +1,53 @@
+"""PSCGAN's traversals at inference (METHOD.md §6): PSCGAN-N and PSCGAN-σz."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from vsdr.samplers.base import SampleResult
+
+KNOBS = ("N", "sigma_z")
+
+
+class PSCGANSampler:
+    """``x̂ = (1/N) Σ_{n≤N} G(y, σ_z z_n)``, ``z_n ~ N(0, I)`` from sample ``b``'s own seed.
+
+    ``sweep='N'``: the knob is ``N`` (PSCGAN-N, at ``σ_z = sigma_z``, 1 by default);
+    ``sweep='sigma_z'``: the knob is ``σ_z`` (PSCGAN-σz, one pass, ``N = N``, 1 by default).
+    ``N → ∞`` tends to the generator's sample mean, which the first-moment penalty pushes to
+    the MMSE; ``σ_z = 0`` gives ``G(y, 0)``. The ``schedule`` argument is unused.
+    """
+
+    def __init__(self, sweep: str = "N", sigma_z: float = 1.0, N: int = 1, progress: bool = True):
+        if sweep not in KNOBS:
+            raise ValueError(f"sampler.knob={sweep!r} is not one of PSCGAN's knobs {KNOBS}")
+        self.sweep, self.knob = sweep, sweep
+        self.sigma_z, self.N = float(sigma_z), int(N)
+
+    def __call__(self, model, y: Tensor, operator, sigma_y: float, knob: Tensor | Sequence[float],
+                 seeds: Sequence[int], schedule=None) -> SampleResult:
+        values = torch.as_tensor(knob, dtype=torch.float64).reshape(-1)
+        B = y.shape[0]
+        if values.numel() != B or len(seeds) != B:
+            raise ValueError(f"need one {self.sweep} and one seed per sample: "
+                             f"{values.numel()}, {len(seeds)}, {B}")
+        if self.sweep == "N":
+            if bool((values < 1).any()) or bool((values != values.round()).any()):
+                raise ValueError(f"PSCGAN-N needs whole numbers N >= 1; got {values.tolist()}")
+            counts, sz = [int(v) for v in values], torch.full((B,), self.sigma_z, dtype=torch.float64)
+        else:
+            if bool((values < 0).any()):
+                raise ValueError(f"PSCGAN-σz needs σ_z >= 0; got {values.tolist()}")
+            counts, sz = [self.N] * B, values
+        z = torch.cat([torch.randn((n, model.z_dim), generator=torch.Generator().manual_seed(int(s)))
+                       for n, s in zip(counts, seeds)]).to(y)
+        owner = torch.repeat_interleave(torch.arange(B), torch.tensor(counts)).to(y.device)
+        scale = sz.to(y)[owner].view(-1, 1)
+        nfe0 = model.nfe
+        out = model(y[owner], scale * z)
+        total = torch.zeros((B, *out.shape[1:]), dtype=out.dtype, device=out.device).index_add_(0, owner, out)
+        n_b = torch.tensor(counts, dtype=out.dtype, device=out.device)
+        mean = total / n_b.view(-1, *([1] * (out.dim() - 1)))
+        return SampleResult(mean, model.nfe - nfe0)

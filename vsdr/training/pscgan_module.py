@@ -1,0 +1,74 @@
+"""PSCGAN training (Ohayon et al. 2021; REFERENCES.md "PSCGAN") as a LightningModule."""
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+
+def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, y: Tensor, u: Tensor) -> Tensor:
+    """WGAN-GP's ``E (‖∇_x̃ D(x̃, y)‖₂ − 1)²`` at ``x̃ = u x + (1 − u) x_fake`` (Gulrajani et al.
+    2017); ``u`` is ``(B, 1, …)`` uniform."""
+    x_tilde = (u * real + (1.0 - u) * fake).detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x_tilde, y).sum(), x_tilde, create_graph=True)
+    return (grad.flatten(1).norm(dim=1) - 1.0).pow(2).mean()
+
+
+def first_moment_penalty(samples: Tensor, x0: Tensor) -> Tensor:
+    """``E ‖x0 − mean_M G(y, z_m)‖²`` for ``samples`` of shape ``(B, M, …)`` (summed over
+    coordinates, averaged over the batch): drives the sample mean to ``E[x0 | y]``."""
+    return (samples.mean(dim=1) - x0).flatten(1).pow(2).sum(dim=1).mean()
+
+
+class PSCGANModule(L.LightningModule):
+    """One critic step then one generator step per batch of clean points ``x0``; the
+    measurement ``y = A x0 + σ n`` is drawn fresh each time.
+
+        critic:    E D(G(y, z), y) − E D(x0, y) + gp_weight · GP
+        generator: ‖x0 − mean_{m≤M} G(y, z_m)‖² − adv_weight · E D(G(y, z), y)
+
+    ``z ~ N(0, I)``; Adam (``lr``, ``betas``) for both networks.
+    """
+
+    def __init__(self, generator: nn.Module, critic: nn.Module, operator, sigma: float, M: int = 8,
+                 gp_weight: float = 10.0, adv_weight: float = 1e-3, lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.0, 0.99), seed: int = 0):
+        super().__init__()
+        self.automatic_optimization = False
+        self.generator, self.critic, self.operator = generator, critic, operator
+        self.sigma, self.M, self.gp_weight, self.adv_weight = float(sigma), int(M), gp_weight, adv_weight
+        self.lr, self.betas = lr, tuple(betas)
+        self.noise_gen = torch.Generator().manual_seed(seed)
+
+    def _randn(self, shape, like: Tensor) -> Tensor:
+        return torch.randn(shape, generator=self.noise_gen).to(like)
+
+    def training_step(self, x0: Tensor, batch_idx: int) -> None:
+        opt_g, opt_d = self.optimizers()
+        B, zd = x0.shape[0], self.generator.z_dim
+        ax0 = self.operator.forward(x0)
+        y = ax0 + self.sigma * self._randn(ax0.shape, x0)
+        # critic step
+        with torch.no_grad():
+            fake = self.generator(y, self._randn((B, zd), x0))
+        u = torch.rand((B, *([1] * (x0.dim() - 1))), generator=self.noise_gen).to(x0)
+        gp = gradient_penalty(self.critic, x0, fake, y, u)
+        loss_d = self.critic(fake, y).mean() - self.critic(x0, y).mean() + self.gp_weight * gp
+        opt_d.zero_grad()
+        self.manual_backward(loss_d)
+        opt_d.step()
+        # generator step: M samples per measurement
+        y_rep = y.repeat_interleave(self.M, dim=0)
+        fakes = self.generator(y_rep, self._randn((B * self.M, zd), x0))
+        penalty = first_moment_penalty(fakes.view(B, self.M, *x0.shape[1:]), x0)
+        adv = -self.critic(fakes, y_rep).mean()
+        loss_g = penalty + self.adv_weight * adv
+        opt_g.zero_grad()
+        self.manual_backward(loss_g)
+        opt_g.step()
+        self.log_dict({"gan/critic": loss_d.detach(), "gan/penalty": penalty.detach(),
+                       "gan/adv": adv.detach()}, prog_bar=True, on_step=True, on_epoch=False)
+
+    def configure_optimizers(self):
+        return (torch.optim.Adam(self.generator.parameters(), lr=self.lr, betas=self.betas),
+                torch.optim.Adam(self.critic.parameters(), lr=self.lr, betas=self.betas))

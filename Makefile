@@ -21,11 +21,13 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(PY) run.py $(ARGS)
 
+# one OpenMP thread per process: the tests start several processes (jobs, DDP, submitit)
+# on 2 cores, where oversubscribed spinning threads were measured 10x slower
 test: $(STAMP)
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q -m slow $(PYTEST_ARGS)
 
 figures: $(STAMP)
 	$(PY) scripts/make_figures.py

@@ -44,7 +44,7 @@ def run_cli(args: list[str], cwd: Path, env_extra: dict | None = None, timeout: 
 
 @pytest.fixture(autouse=True)
 def _few_threads():
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # tiny networks; two spinning OpenMP threads are slower here
     yield
 
 

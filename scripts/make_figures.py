@@ -106,7 +106,7 @@ def plot_dp(name: str, job_dirs: dict[str, Path], out: Path) -> None:
 
 def plot_points(name: str, job_dirs: dict[str, Path], out: Path) -> None:
     """Clean, noisy, ours at λ ∈ {0, 0.3, 0.8, 1}, one PSCGAN sample (σ_z = 1)."""
-    from vsdr.plotting.figures import plot_point_panels
+    from vsdr.plotting.points import plot_point_panels
 
     ours = np.load(next(d for k, d in job_dirs.items() if k.endswith("ours_lam")) / "samples.npz")
     gan = np.load(next(d for k, d in job_dirs.items() if k.endswith("pscgan_sigmaz")) / "samples.npz")

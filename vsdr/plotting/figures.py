@@ -1,4 +1,4 @@
-"""Paper figures that combine several jobs: point panels from several samplers, DP curves of
+"""Paper figures that combine several jobs: DP curves of
 several samplers on one plane (with units and σ)."""
 from __future__ import annotations
 
@@ -7,27 +7,8 @@ from collections.abc import Sequence
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 
 from vsdr.plotting.dp import plot_dp_curve  # noqa: E402
-
-
-def plot_point_panels(panels: Sequence[tuple[str, np.ndarray]], title: str = ""):
-    """One scatter panel per ``(name, points (n, 2))``, shared square axes."""
-    n = len(panels)
-    fig, axes = plt.subplots(1, n, figsize=(2.3 * n, 2.6), sharex=True, sharey=True)
-    lim = np.percentile(np.abs(np.concatenate([p for _, p in panels[:2]])), 99.5) * 1.1
-    for ax, (name, pts) in zip(np.atleast_1d(axes), panels):
-        ax.scatter(pts[:, 0], pts[:, 1], s=1.5, alpha=0.5, color="C3" if name.startswith("noisy") else "C0")
-        ax.set_title(name, fontsize=9)
-        ax.set_xlim(-lim, lim)
-        ax.set_ylim(-lim, lim)
-        ax.set_aspect("equal")
-        ax.tick_params(labelsize=6)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    return fig
 
 
 def plot_dp_overlay(rows: Sequence[dict], title: str, label_of=None,

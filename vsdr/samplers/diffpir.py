@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 
 from vsdr.diffusion.noise import PerSampleNoise
 from vsdr.diffusion.schedule import VPSchedule
-from vsdr.samplers.base import SampleResult
+from vsdr.samplers.base import SampleResult, per_sample_knob, signal_shape
 
 KNOBS = ("lambda_d", "zeta_d")
 
@@ -57,18 +57,15 @@ class DiffPIRSampler:
     def __call__(self, model, y: Tensor, operator, sigma_y: float,
                  knob: Tensor | Sequence[float], seeds: Sequence[int],
                  schedule: VPSchedule) -> SampleResult:
-        values = torch.as_tensor(knob, dtype=torch.float64).reshape(-1)
+        values = per_sample_knob(knob, seeds, y.shape[0], self.sweep)
         B = y.shape[0]
-        if values.numel() != B or len(seeds) != B:
-            raise ValueError(f"need one {self.sweep} and one seed per sample: "
-                             f"{values.numel()}, {len(seeds)}, {B}")
         lam_d = values if self.sweep == "lambda_d" else torch.full((B,), self.lambda_d, dtype=torch.float64)
         zeta_d = values if self.sweep == "zeta_d" else torch.full((B,), self.zeta_d, dtype=torch.float64)
         if bool((lam_d < 0).any()) or bool(((zeta_d < 0) | (zeta_d > 1)).any()):
             raise ValueError(f"DiffPIR needs λ_D >= 0 and ζ_D in [0, 1]; got {lam_d.tolist()}, "
                              f"{zeta_d.tolist()}")
         grid = quadratic_timesteps(schedule.T, self.steps)
-        noise = PerSampleNoise(seeds, y.shape[1:], len(grid), dtype=y.dtype)
+        noise = PerSampleNoise(seeds, signal_shape(y, operator), len(grid), dtype=y.dtype)
         x = noise.initial().to(y.device)
         view = (-1, *([1] * (x.dim() - 1)))
         zd = zeta_d.to(x).view(view)

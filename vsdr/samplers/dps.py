@@ -12,7 +12,7 @@ from vsdr.diffusion.guidance import likelihood_gradient
 from vsdr.diffusion.noise import PerSampleNoise
 from vsdr.diffusion.schedule import VPSchedule
 from vsdr.diffusion.step import ddpm_posterior_mean, learned_log_variance
-from vsdr.samplers.base import SampleResult
+from vsdr.samplers.base import SampleResult, per_sample_knob, signal_shape
 
 VARIANCES = ("posterior", "beta", "learned")
 
@@ -56,13 +56,10 @@ class DPSSampler:
                  knob: Tensor | Sequence[float], seeds: Sequence[int],
                  schedule: VPSchedule) -> SampleResult:
         """Sample ``x_0`` for each row of ``y`` with its own ``ζ = knob[b]`` and seed ``seeds[b]``."""
-        zeta = torch.as_tensor(knob, dtype=torch.float64).reshape(-1)
-        B = y.shape[0]
-        if zeta.numel() != B or len(seeds) != B:
-            raise ValueError(f"need one ζ and one seed per sample: {zeta.numel()}, {len(seeds)}, {B}")
+        zeta = per_sample_knob(knob, seeds, y.shape[0], "ζ")
         if bool((zeta < 0).any()):
             raise ValueError(f"DPS step sizes ζ={zeta.tolist()} must be >= 0")
-        noise = PerSampleNoise(seeds, y.shape[1:], schedule.T, dtype=y.dtype)
+        noise = PerSampleNoise(seeds, signal_shape(y, operator), schedule.T, dtype=y.dtype)
         x = noise.initial().to(y.device)
         zeta_b = zeta.to(x).view(-1, *([1] * (x.dim() - 1)))
         post_var = schedule.posterior_variances

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from vsdr.diffusion.schedule import VPSchedule
-from vsdr.samplers.base import SampleResult
+from vsdr.samplers.base import SampleResult, per_sample_knob
 from vsdr.samplers.ours import VarianceScaledSampler
 
 
@@ -33,10 +33,8 @@ class InterpolationSampler:
     def __call__(self, model, y: Tensor, operator, sigma_y: float,
                  knob: Tensor | Sequence[float], seeds: Sequence[int],
                  schedule: VPSchedule) -> SampleResult:
-        s = torch.as_tensor(knob, dtype=torch.float64).reshape(-1)
+        s = per_sample_knob(knob, seeds, y.shape[0], "s")
         B = y.shape[0]
-        if s.numel() != B or len(seeds) != B:
-            raise ValueError(f"need one s and one seed per sample: {s.numel()}, {len(seeds)}, {B}")
         if bool(((s < 0) | (s > 1)).any()):
             raise ValueError(f"interpolation weights s={s.tolist()} must lie in [0, 1]")
         # distinct (seed, y) rows: each gets one λ=0 and one λ=1 chain

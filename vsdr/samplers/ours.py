@@ -12,15 +12,10 @@ from vsdr.diffusion.guidance import FORMS, ZetaTable, likelihood_gradient
 from vsdr.diffusion.noise import PerSampleNoise
 from vsdr.diffusion.schedule import VPSchedule
 from vsdr.diffusion.step import variance_scaled_step
-from vsdr.samplers.base import SampleResult
+from vsdr.samplers.base import SampleResult, per_sample_knob, signal_shape
 
 #: σ_t of the injected noise: √β_t (the paper), √β̃_t (DDPM posterior), the network's own
 VARIANCES = ("beta", "posterior", "learned")
-
-
-def signal_shape(y: Tensor, operator) -> tuple[int, ...]:
-    """The shape of one ``x0`` that explains ``y``: that of ``Aᵀ y`` (``A`` may be non-square)."""
-    return tuple(operator.adjoint(y[:1]).shape[1:])
 
 
 class VarianceScaledSampler:
@@ -120,10 +115,7 @@ class VarianceScaledSampler:
     ):
         """Sample ``x_0`` for each row of ``y`` with its own ``λ = knob[b]`` and seed ``seeds[b]``."""
 
-        lam = torch.as_tensor(knob, dtype=torch.float64).reshape(-1)
-        B = y.shape[0]
-        if lam.numel() != B or len(seeds) != B:
-            raise ValueError(f"need one λ and one seed per sample: {lam.numel()}, {len(seeds)}, {B}")
+        lam = per_sample_knob(knob, seeds, y.shape[0], "λ")
         shape = signal_shape(y, operator) if x_T is None else x_T.shape[1:]
         noise = PerSampleNoise(seeds, shape, schedule.T, dtype=y.dtype)
         x = noise.initial() if x_T is None else x_T.clone()

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from vsdr.samplers.base import SampleResult
+from vsdr.samplers.base import SampleResult, per_sample_knob
 
 KNOBS = ("N", "sigma_z")
 
@@ -28,11 +28,8 @@ class PSCGANSampler:
 
     def __call__(self, model, y: Tensor, operator, sigma_y: float, knob: Tensor | Sequence[float],
                  seeds: Sequence[int], schedule=None) -> SampleResult:
-        values = torch.as_tensor(knob, dtype=torch.float64).reshape(-1)
+        values = per_sample_knob(knob, seeds, y.shape[0], self.sweep)
         B = y.shape[0]
-        if values.numel() != B or len(seeds) != B:
-            raise ValueError(f"need one {self.sweep} and one seed per sample: "
-                             f"{values.numel()}, {len(seeds)}, {B}")
         if self.sweep == "N":
             if bool((values < 1).any()) or bool((values != values.round()).any()):
                 raise ValueError(f"PSCGAN-N needs whole numbers N >= 1; got {values.tolist()}")

@@ -53,3 +53,16 @@ def cache_dir(tmp_path, monkeypatch):
     d = tmp_path / "cache"
     monkeypatch.setenv("VSDR_CACHE_DIR", str(d))
     return d
+
+
+@pytest.fixture
+def setup():
+    """A T = 30 schedule, an untrained 2D score network and 6 observations."""
+    from vsdr.diffusion import VPSchedule
+    from vsdr.models import NetworkPrior, ScoreMLP
+
+    torch.manual_seed(0)
+    schedule = VPSchedule.linear(T=30)
+    prior = NetworkPrior(ScoreMLP().eval().requires_grad_(False), schedule)
+    y = torch.randn(6, 2, generator=torch.Generator().manual_seed(1))
+    return schedule, prior, y

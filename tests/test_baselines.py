@@ -14,7 +14,6 @@ from conftest import FAST, compose_cfg
 from vsdr.diffusion import VPSchedule
 from vsdr.diffusion.step import ddpm_posterior_mean
 from vsdr.experiments.job import run_job
-from vsdr.models import NetworkPrior, ScoreMLP
 from vsdr.models.cgan import ConditionalGenerator, CriticMLP, GeneratorMLP
 from vsdr.operators import Identity
 from vsdr.samplers import (
@@ -37,15 +36,6 @@ def _few_threads():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
-
-@pytest.fixture
-def setup():
-    torch.manual_seed(0)
-    schedule = VPSchedule.linear(T=30)
-    prior = NetworkPrior(ScoreMLP().eval().requires_grad_(False), schedule)
-    y = torch.randn(6, 2, generator=torch.Generator().manual_seed(1))
-    return schedule, prior, y
 
 
 # ---------------------------------------------------------------- interpolation

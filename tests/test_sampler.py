@@ -15,15 +15,6 @@ from vsdr.operators import Identity
 from vsdr.samplers import VarianceScaledSampler
 
 
-@pytest.fixture
-def setup():
-    torch.manual_seed(0)
-    schedule = VPSchedule.linear(T=30)
-    prior = NetworkPrior(ScoreMLP().eval().requires_grad_(False), schedule)
-    y = torch.randn(6, 2, generator=torch.Generator().manual_seed(1))
-    return schedule, prior, y
-
-
 def sampler(**kw):
     return VarianceScaledSampler(progress=False, **kw)
 

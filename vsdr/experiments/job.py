@@ -82,7 +82,8 @@ def build_logger(cfg: DictConfig, job_dir: Path):
     if not cfg.get("logger") or "_target_" not in cfg.logger:
         return None
     extra = tracking.wandb_run_kwargs(job_dir) if tracking.is_wandb(cfg.logger) else {}
-    logger = _instantiate(cfg.logger, save_dir=str(job_dir), **extra)
+    # `name` is the logger's own argument here (the CSV sub-folder), not a vsdr meta key
+    logger = _instantiate(cfg.logger, drop=(), save_dir=str(job_dir), **extra)
     tracking.start(logger)
     return logger
 

@@ -24,4 +24,10 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    from vsdr.experiments.writer import output_dir_problem
+
+    problem = output_dir_problem(sys.argv[1:])  # Hydra creates the dir before any vsdr code
+    if problem:
+        print(f"vsdr: {problem}", file=sys.stderr)
+        sys.exit(2)
     main()

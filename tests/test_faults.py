@@ -152,3 +152,28 @@ def test_read_only_output_dir_is_one_sentence_before_any_compute(tmp_path):
     assert last == (f"vsdr: the output dir {ro / 'job'} is not writable (Permission denied): free "
                     "space there or choose another with hydra.run.dir= / hydra.sweep.dir=")
     assert not (tmp_path / "cache").exists()  # stopped before training
+
+
+def test_read_only_output_dir_through_run_py_is_one_sentence(tmp_path):
+    """Hydra creates the output dir before any job code: run.py checks it first."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    os.chmod(ro, 0o555)
+    prefix = []
+    if os.geteuid() == 0:
+        if not shutil.which("setpriv"):
+            pytest.skip("running as root without setpriv: cannot make a dir read-only for us")
+        prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "VSDR_CACHE_DIR": str(tmp_path / "cache")}
+    try:
+        res = subprocess.run([*prefix, sys.executable, str(ROOT / "run.py"), *FAST,
+                              f"hydra.run.dir={ro / 'job'}"], env=env, cwd=tmp_path,
+                             capture_output=True, text=True, timeout=300)
+    finally:
+        os.chmod(ro, 0o755)
+    assert res.returncode == 2, res.stderr[-2000:]
+    last = res.stderr.strip().splitlines()[-1]
+    assert last == (f"vsdr: the output dir {ro / 'job'} cannot be written (Permission denied in "
+                    f"{ro}): choose another with hydra.run.dir=")
+    assert "Traceback" not in res.stderr
+    assert not (tmp_path / "cache").exists() and not (ro / "job").exists()

@@ -102,3 +102,25 @@ def ensure_writable(job_dir: str | Path) -> Path:
         raise JobFault(f"the output dir {job_dir} is not writable ({e.strerror or e}): free space "
                        "there or choose another with hydra.run.dir= / hydra.sweep.dir=") from e
     return job_dir
+
+
+def output_dir_problem(argv: list[str]) -> str | None:
+    """Before Hydra creates the job's output dir: the sentence to show when the dir that
+    ``hydra.run.dir=`` (``hydra.sweep.dir=`` with ``-m``) names, or ``outputs/`` by default,
+    cannot be created or written; ``None`` when it can. Checks the nearest existing ancestor by
+    creating and removing a temporary file there."""
+    multirun = "-m" in argv or "--multirun" in argv
+    key = "hydra.sweep.dir=" if multirun else "hydra.run.dir="
+    target = next((a[len(key):] for a in argv if a.startswith(key)), "outputs")
+    path = Path(target).absolute()
+    probe = path
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    try:
+        fd, tmp = tempfile.mkstemp(dir=probe, prefix=".vsdr-write-test-")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        return (f"the output dir {path} cannot be written ({e.strerror or e} in {probe}): "
+                f"choose another with {key[:-1]}=")
+    return None

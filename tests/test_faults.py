@@ -129,9 +129,10 @@ except JobFault as e:
 """
 
 
-def test_read_only_output_dir_is_one_sentence_before_any_compute(tmp_path):
-    """A real read-only dir (mode 0555). Root ignores modes, so as root the job runs without
-    the capability to override them (``setpriv``), as an unprivileged user would."""
+def run_in_read_only_dir(tmp_path, command) -> tuple[subprocess.CompletedProcess, Path]:
+    """Run ``command(ro)`` (argv, given the read-only dir) against a real read-only dir (mode
+    0555). Root ignores modes, so as root the command runs without the capability to override
+    them (``setpriv``), as an unprivileged user would."""
     ro = tmp_path / "ro"
     ro.mkdir()
     os.chmod(ro, 0o555)
@@ -143,10 +144,15 @@ def test_read_only_output_dir_is_one_sentence_before_any_compute(tmp_path):
     env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'tests'}",
            "VSDR_CACHE_DIR": str(tmp_path / "cache")}
     try:
-        res = subprocess.run([*prefix, sys.executable, "-c", _CHILD, str(ro / "job")], env=env,
-                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        res = subprocess.run([*prefix, *command(ro)], env=env, cwd=tmp_path,
+                             capture_output=True, text=True, timeout=300)
     finally:
         os.chmod(ro, 0o755)
+    return res, ro
+
+
+def test_read_only_output_dir_is_one_sentence_before_any_compute(tmp_path):
+    res, ro = run_in_read_only_dir(tmp_path, lambda ro: [sys.executable, "-c", _CHILD, str(ro / "job")])
     assert res.returncode == 3, res.stderr[-2000:]
     last = res.stderr.strip().splitlines()[-1]
     assert last == (f"vsdr: the output dir {ro / 'job'} is not writable (Permission denied): free "
@@ -156,21 +162,8 @@ def test_read_only_output_dir_is_one_sentence_before_any_compute(tmp_path):
 
 def test_read_only_output_dir_through_run_py_is_one_sentence(tmp_path):
     """Hydra creates the output dir before any job code: run.py checks it first."""
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    os.chmod(ro, 0o555)
-    prefix = []
-    if os.geteuid() == 0:
-        if not shutil.which("setpriv"):
-            pytest.skip("running as root without setpriv: cannot make a dir read-only for us")
-        prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "VSDR_CACHE_DIR": str(tmp_path / "cache")}
-    try:
-        res = subprocess.run([*prefix, sys.executable, str(ROOT / "run.py"), *FAST,
-                              f"hydra.run.dir={ro / 'job'}"], env=env, cwd=tmp_path,
-                             capture_output=True, text=True, timeout=300)
-    finally:
-        os.chmod(ro, 0o755)
+    res, ro = run_in_read_only_dir(tmp_path, lambda ro: [sys.executable, str(ROOT / "run.py"), *FAST,
+                                                         f"hydra.run.dir={ro / 'job'}"])
     assert res.returncode == 2, res.stderr[-2000:]
     last = res.stderr.strip().splitlines()[-1]
     assert last == (f"vsdr: the output dir {ro / 'job'} cannot be written (Permission denied in "

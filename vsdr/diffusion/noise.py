@@ -9,6 +9,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+#: the independent random streams of a job, keyed with the job seed and an item index:
+#: test points (or the analytic observation), measurement noise, sampler noise
+STREAM_TEST, STREAM_MEASUREMENT, STREAM_SAMPLER = 1, 2, 3
+
 
 def per_sample_seeds(seed: int, indices: Sequence[int] | np.ndarray, stream: int = 0) -> list[int]:
     """Independent 63-bit seeds for items ``indices`` of job seed ``seed``

@@ -18,10 +18,11 @@ from omegaconf import DictConfig, OmegaConf
 
 import vsdr
 from vsdr.data.images import ImageFolder, ImageTrainSet
-from vsdr.diffusion.noise import per_sample_seeds
+from vsdr.diffusion.noise import STREAM_MEASUREMENT, per_sample_seeds
 from vsdr.diffusion.schedule import VPSchedule
 from vsdr.errors import ConfigError
-from vsdr.experiments.prior import config_hash, load_or_train_prior
+from vsdr.experiments.prior import load_or_train_prior
+from vsdr.experiments.resume import results_hash
 from vsdr.experiments.validate import validate_config
 from vsdr.experiments.writer import save_figure, write_csv, write_json, write_npz
 from vsdr.metrics.frechet import PCAFrechet
@@ -29,8 +30,6 @@ from vsdr.metrics.image import ImageMetrics
 
 log = logging.getLogger(__name__)
 
-#: noise streams (the same numbers as job.py's): test items, measurement noise, sampler noise
-STREAM_MEASUREMENT, STREAM_SAMPLER = 2, 3
 #: units σ_y may be given in, and the factor that turns it into [−1, 1] units
 SIGMA_SPACES = {"[-1,1]": 1.0, "data": 1.0, "[0,1]": 2.0}
 #: columns of an image job's metrics.csv before the perception columns
@@ -82,28 +81,6 @@ def measure(x0: torch.Tensor, operator, sigma: float, seed: int) -> torch.Tensor
     return ax0 + sigma * n
 
 
-def sample_images(sampler, model, y: torch.Tensor, operator, sigma: float, values: list[float],
-                  schedule: VPSchedule, seed: int, batch_size: int | None,
-                  device: torch.device) -> tuple[torch.Tensor, int, float]:
-    """Every (value, image) pair, in chunks of ``batch_size``; image ``j`` has the same seed for
-    every value. Returns ``(len(values), n, ...)`` reconstructions, nfe per chunk, seconds."""
-    n = len(y)
-    seeds = per_sample_seeds(seed, range(n), stream=STREAM_SAMPLER) * len(values)
-    knob = torch.tensor(values, dtype=torch.float64).repeat_interleave(n)
-    y_all = y.repeat(len(values), *([1] * (y.dim() - 1)))
-    bs = int(batch_size) if batch_size else len(y_all)
-    out, nfe, t0 = [], 0, time.perf_counter()
-    for s in range(0, len(y_all), bs):
-        res = sampler(model, y_all[s:s + bs].to(device), operator, sigma, knob[s:s + bs],
-                      seeds[s:s + bs], schedule)
-        out.append(res.samples.detach().cpu())
-        nfe = max(nfe, res.nfe)
-    recon = torch.cat(out).reshape(len(values), n, *out[0].shape[1:])
-    if not torch.isfinite(recon).all():
-        raise FloatingPointError("the sampler produced non-finite values")
-    return recon, nfe, time.perf_counter() - t0
-
-
 def build_metrics(cfg: DictConfig) -> ImageMetrics:
     opts = OmegaConf.to_container(cfg.get("image_metrics") or {}, resolve=True)
     for k in ("fd_pca_k", "perception", "min_size"):
@@ -152,7 +129,14 @@ def perception_key(cfg: DictConfig, rows: list[dict]) -> str:
 
 def run_image_job(cfg: DictConfig, job_dir: str | Path) -> list[dict]:
     """Run one image job and write its files into ``job_dir``; return the metrics rows."""
-    from vsdr.experiments.job import _instantiate, build_logger, finish_logger, knob_values, resolve_device
+    from vsdr.experiments.job import (
+        _instantiate,
+        build_logger,
+        finish_logger,
+        knob_values,
+        resolve_device,
+        sample_all,
+    )
 
     t_start = time.perf_counter()
     job_dir = Path(job_dir)
@@ -178,9 +162,8 @@ def run_image_job(cfg: DictConfig, job_dir: str | Path) -> list[dict]:
     logger = build_logger(cfg, job_dir)
     try:
         model, model_info = load_or_train_prior(cfg, schedule, train, logger, device)
-        recon, nfe, sample_seconds = sample_images(sampler, model, y, operator, sigma, values,
-                                                   schedule, int(cfg.seed),
-                                                   cfg.data.get("batch_size"), device)
+        recon, nfe, sample_seconds = sample_all(cfg, sampler, model, x0, y, operator, values,
+                                                schedule, device, sigma=sigma)
         k = int((cfg.get("image_metrics") or {}).get("fd_pca_k", 8))
         fd = PCAFrechet(train.sample(int(cfg.data.n_train)), k) if train is not None else None
         metrics = build_metrics(cfg)
@@ -215,7 +198,7 @@ def write_image_outputs(cfg: DictConfig, job_dir: Path, rows: list[dict], x0, y,
     write_csv(job_dir / "metrics.csv", rows, columns)
     perception = perception_key(cfg, rows)
     write_json(job_dir / "metrics.json", {
-        "rows": rows, "config": resolved, "config_hash": config_hash(resolved),
+        "rows": rows, "config": resolved, "config_hash": results_hash(cfg),
         "seed": int(cfg.seed), "nfe": rows[0]["nfe"], "model": model_info, **timing,
         "units": {"mse": "[0, 1] images", "psnr": "dB, data range 1",
                   "sigma": f"{cfg.noise.space} units"},

@@ -13,7 +13,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import vsdr
-from vsdr.diffusion.noise import per_sample_seeds
+from vsdr.diffusion.noise import STREAM_MEASUREMENT, STREAM_SAMPLER, STREAM_TEST, per_sample_seeds
 from vsdr.diffusion.schedule import VPSchedule
 from vsdr.errors import ConfigError, JobFault
 from vsdr.experiments import tracking
@@ -43,8 +43,6 @@ COLUMNS = ["dataset", "operator", "sigma", "sigma_space", "sampler", "knob", "va
 #: extra columns on data with a closed-form posterior
 ANALYTIC_COLUMNS = ["mmse", "mse_opt", "kl"]
 
-#: noise streams of a job: test points, measurement noise, sampler noise (per sample)
-STREAM_TEST, STREAM_MEASUREMENT, STREAM_SAMPLER = 1, 2, 3
 
 
 #: config keys that describe a component to vsdr and are not constructor arguments
@@ -114,13 +112,15 @@ def build_score_model(cfg: DictConfig, schedule: VPSchedule, dataset, operator, 
 
 
 def sample_all(cfg: DictConfig, sampler, model, x0, y, operator, values, schedule, device,
-               indices=None, store: ChunkStore | None = None):
+               indices=None, store: ChunkStore | None = None, sigma: float | None = None):
     """Every knob value side by side; test point ``j`` (global index ``indices[p]``) has the
     same seed for every value, in every chunk and shard. The points are sampled in chunks of
     ``data.batch_size`` (null: all at once); with a ``store``, finished chunks are saved and
-    reloaded on a rerun. Returns reconstructions ``(len(values), n, ...)``, the nfe of one
-    chain (every chunk runs the same chain) and the seconds spent sampling."""
+    reloaded on a rerun. ``sigma``: σ_y in the units of ``y`` (default ``noise.sigma``).
+    Returns reconstructions ``(len(values), n, ...)``, the nfe of one chain (every chunk runs
+    the same chain) and the seconds spent sampling."""
     n = len(x0)
+    sigma = float(cfg.noise.sigma) if sigma is None else float(sigma)
     indices = np.arange(n) if indices is None else np.asarray(indices)
     size = int(cfg.data.get("batch_size") or 0) or n
     chunks, nfe, t0, reused = [], 0, time.perf_counter(), 0
@@ -138,8 +138,7 @@ def sample_all(cfg: DictConfig, sampler, model, x0, y, operator, values, schedul
         knob = torch.tensor(values, dtype=torch.float64).repeat_interleave(m)
         y_c = y[p0:p1]
         y_all = y_c.repeat(len(values), *([1] * (y.dim() - 1))).to(device)
-        result = sampler(model, y_all, operator, float(cfg.noise.sigma), knob, seeds * len(values),
-                         schedule)
+        result = sampler(model, y_all, operator, sigma, knob, seeds * len(values), schedule)
         recon = result.samples.detach().cpu().reshape(len(values), m, *x0.shape[1:])
         if not torch.isfinite(recon).all():
             raise JobFault(f"the sampler returned non-finite values for test points {start}..{stop - 1}")

@@ -124,6 +124,58 @@ def plot_points_and_dp(name: str, job_dirs: dict[str, Path], out: Path) -> None:
     plot_dp(f"{name}_dp", job_dirs, out)
 
 
+def image_jobs(operator: str = "gaussian_blur") -> dict[str, list[str]]:
+    """images_small (digits 16²) on one operator: ours over λ, DPS over ζ, DiffPIR over λ_D."""
+    extra = [f"operator={operator}"] if operator != "gaussian_blur" else []
+    return {f"digits-{operator}-{e}": [f"experiment={e}", *extra]
+            for e in ("images_small", "images_small_dps", "images_small_diffpir")}
+
+
+def plot_images(name: str, job_dirs: dict[str, Path], out: Path) -> None:
+    """Fig. 7 at CPU scale: the DP plane (MSE of [0, 1] images against the perception measure
+    of the jobs, fd_pca by default) and one image grid: clean, measurement, ours for every λ,
+    and DPS and DiffPIR each at its lowest-MSE knob value."""
+    import json
+
+    import torch
+
+    from vsdr.experiments.writer import write_csv
+    from vsdr.plotting.dp import KNOB_SYMBOL
+    from vsdr.plotting.figures import plot_dp_overlay
+    from vsdr.plotting.images import plot_image_columns
+
+    rows = _rows(job_dirs)
+    write_csv(out / "dp_points.csv", rows)
+    meta = json.loads((next(iter(job_dirs.values())) / "metrics.json").read_text())
+    perception = meta["perception"]
+    r0 = rows[0]
+    title = (f"{name}: {r0['dataset']} 16², {r0['operator']}, σ_y={float(r0['sigma']):g} "
+             f"({r0['sigma_space']} units)")
+    xlabel = {"fd_pca": "perception: fd_pca, Fréchet distance in the top-8 PCA space of the "
+                        "training digits (lower is better)"}.get(perception, f"perception: {perception}")
+    _save(plot_dp_overlay(rows, title, perception=perception, xlabel=xlabel,
+                          ylabel="distortion: MSE of [0, 1] images"), out, f"{name}_dp")
+    columns, x0, y = [], None, None
+    for key, d in job_dirs.items():
+        z = np.load(d / "samples.npz")
+        x0, y = (z["x0"], z["y"]) if x0 is None else (x0, y)
+        knob = str(z["knob"])
+        sym = KNOB_SYMBOL.get(knob, knob)
+        job_rows = [r for r in rows if r["job"] == key]
+        sampler = job_rows[0]["sampler"]
+        if sampler == "ours":
+            picks = range(len(z["values"]))
+        else:
+            best = min(job_rows, key=lambda r: float(r["mse"]))
+            picks = [int(np.argmin(np.abs(z["values"] - float(best["value"]))))]
+        prefix = "" if sampler == "ours" else ("DPS " if sampler == "dps" else "DiffPIR ")
+        columns += [(f"{prefix}{sym}={float(z['values'][k]):g}", torch.from_numpy(z["samples"][k]))
+                    for k in picks]
+    fig = plot_image_columns(torch.from_numpy(x0), torch.from_numpy(y), columns, rows=6,
+                             title=f"{title}; DPS and DiffPIR at their lowest-MSE setting")
+    _save(fig, out, f"{name}_grid")
+
+
 def _only(jobs: dict[str, list[str]], *suffixes: str) -> dict[str, list[str]]:
     return {k: v for k, v in jobs.items() if k.endswith(suffixes)}
 
@@ -144,12 +196,10 @@ FIGURES: dict[str, str | Figure] = {
     "robustness": Figure(f"Second noise level σ={SIGMA2:g}: the same score network vs PSCGAN "
                          f"trained at σ={SIGMA:g} (and retrained at σ={SIGMA2:g})",
                          robustness_jobs("pinwheel"), plot_dp),
-    "images_small": "Fig. 7 at CPU scale: digits 16², Gaussian deblur, ours over λ (grid, DP plot)",
-    "images_small_sr": "Fig. 7 at CPU scale: digits 16², ×4 super-resolution, ours over λ",
-}
-#: single-job figures that are an experiment with overrides (default: `experiment=NAME`)
-OVERRIDES = {
-    "images_small_sr": ["experiment=images_small", "operator=super_resolution"],
+    "images_small": Figure("Fig. 7 at CPU scale: digits 16², Gaussian deblur: ours over λ, DPS, "
+                           "DiffPIR (DP plane, image grid)", image_jobs("gaussian_blur"), plot_images),
+    "images_small_sr": Figure("Fig. 7 at CPU scale: digits 16², ×4 super-resolution: ours over λ, "
+                              "DPS, DiffPIR", image_jobs("super_resolution"), plot_images),
 }
 
 
@@ -177,7 +227,7 @@ def main() -> int:
         t0 = time.perf_counter()
         print(f"== {name}: {spec if isinstance(spec, str) else spec.doc}", flush=True)
         if isinstance(spec, str):
-            ok = run_job(name, OVERRIDES.get(name, [f"experiment={name}"]), out_root / name)
+            ok = run_job(name, [f"experiment={name}"], out_root / name)
         else:
             dirs = {}
             for key, overrides in spec.jobs.items():

@@ -103,7 +103,7 @@ def test_dps_learned_variance_ends_are_beta_and_posterior(setup):
         def __init__(self, v):
             self.v, self.nfe = v, 0
 
-        def eps_and_variance(self, x, i):
+        def eps_and_v(self, x, i):
             eps = prior.eps(x, i)
             self.nfe += 1
             return eps, torch.full_like(eps, self.v)

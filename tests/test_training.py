@@ -53,3 +53,27 @@ def test_preconditioned_eps_gives_denoiser_as_tweedie_estimate():
 def test_mlp_has_the_papers_size():
     n = sum(p.numel() for p in ScoreMLP().parameters())
     assert abs(n - 26498) / 26498 < 0.02
+
+
+def test_preconditioned_eps_with_learned_variance_keeps_the_variance_channels():
+    """A 2C-channel network (ADM learn_sigma): the first C channels are preconditioned as a
+    C-channel network's would be, the last C (the variance interpolation v) pass through."""
+    schedule = VPSchedule.linear(T=50)
+
+    class TwoHeads(torch.nn.Module):
+        def forward(self, x, t):
+            return torch.cat([torch.tanh(x) + 0.1 * t.view(-1, 1, 1, 1), -x], dim=1)
+
+    class FirstHead(torch.nn.Module):
+        def forward(self, x, t):
+            return TwoHeads()(x, t)[:, :3]
+
+    x = torch.randn(2, 3, 4, 4)
+    t = torch.tensor([3, 45])
+    both = PreconditionedEps(TwoHeads(), schedule.alpha_bars, sigma_data=0.7)(x, t)
+    eps_only = PreconditionedEps(FirstHead(), schedule.alpha_bars, sigma_data=0.7)(x, t)
+    assert both.shape == (2, 6, 4, 4)
+    torch.testing.assert_close(both[:, :3], eps_only)
+    ab = schedule.alpha_bars[t].float().view(-1, 1, 1, 1)
+    c_in = 1 / ((1 - ab) / ab + 0.49).sqrt()
+    torch.testing.assert_close(both[:, 3:], -(x / ab.sqrt()) * c_in)

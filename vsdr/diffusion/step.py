@@ -1,8 +1,6 @@
 """The variance-scaled reverse step (METHOD.md §2, eq. 12)."""
 from __future__ import annotations
 
-import math
-
 from torch import Tensor
 
 
@@ -51,10 +49,3 @@ def ddpm_posterior_mean(x_t: Tensor, x0_hat: Tensor, alpha_bar: float, alpha_bar
     ct = (1.0 - alpha_bar_prev) * alpha**0.5 / (1.0 - alpha_bar)
     return c0 * x0_hat + ct * x_t
 
-
-def learned_log_variance(v: Tensor, beta: float, log_posterior_variance: float) -> Tensor:
-    """guided-diffusion's ``learned_range`` variance (REFERENCES.md, DPS): ``frac = (v+1)/2``,
-    ``log σ² = frac · log β_t + (1 − frac) · log β̃_t`` (``β̃`` at ``t = 1`` replaced by its
-    value at ``t = 2``, so the log is finite)."""
-    frac = (v + 1.0) / 2.0
-    return frac * math.log(beta) + (1.0 - frac) * log_posterior_variance

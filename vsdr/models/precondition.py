@@ -2,6 +2,7 @@
 to the VP schedule). Keeps Tweedie's ``x̂0`` well conditioned at large ``t``."""
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 
@@ -13,7 +14,9 @@ class PreconditionedEps(nn.Module):
 
     So ``x̂0 = D`` exactly, and ``∂x̂0/∂x_t → σ_d ∂F`` as ``ᾱ → 0`` instead of growing like
     ``1/√ᾱ`` (the plain ε-network's amplification, which makes the DPS likelihood term stiff
-    at large ``t``). The training loss is unchanged: ``‖ε_θ − ε‖²``.
+    at large ``t``). The training loss is unchanged: ``‖ε_θ − ε‖²``. A learned-variance network
+    (``2C`` output channels, ADM's ``learn_sigma``) has only its first ``C`` channels
+    preconditioned; its variance channels ``v`` pass through unchanged.
     """
 
     def __init__(self, net: nn.Module, alpha_bars: Tensor, sigma_data: float = 1.0):
@@ -30,8 +33,11 @@ class PreconditionedEps(nn.Module):
         c_skip = sd2 / (s2 + sd2)
         c_out = s2.sqrt() * self.sigma_data / (s2 + sd2).sqrt()
         c_in = 1.0 / (s2 + sd2).sqrt()
-        denoised = c_skip * x_tilde + c_out * self.net(c_in * x_tilde, t)
-        return (x - ab.sqrt() * denoised) / (1.0 - ab).sqrt()
+        out = self.net(c_in * x_tilde, t)
+        learned_variance = x.dim() > 2 and out.shape[1] == 2 * x.shape[1]
+        f, v = out.split(x.shape[1], dim=1) if learned_variance else (out, None)
+        eps = (x - ab.sqrt() * (c_skip * x_tilde + c_out * f)) / (1.0 - ab).sqrt()
+        return eps if v is None else torch.cat([eps, v], dim=1)
 
 
 def sigma_data_of(points: Tensor) -> float:

@@ -9,7 +9,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-KNOB_SYMBOL = {"lam": "λ", "zeta": "ζ", "N": "N", "sigma_z": "σz", "s": "s"}
+KNOB_SYMBOL = {"lam": "λ", "zeta": "ζ", "N": "N", "sigma_z": "σz", "s": "s", "lambda_d": "λ_D",
+               "zeta_d": "ζ_D"}
 
 
 def plot_dp_curve(rows: Sequence[dict], perception: str = "w2", distortion: str = "mse",

@@ -27,11 +27,18 @@ def plot_image_grid(x0: Tensor, y: Tensor, recon: Tensor, values: Sequence[float
                     rows: int = 4, title: str = ""):
     """``x0 (n, 3, H, W)``, ``y``, ``recon (V, n, 3, H, W)`` in ``[−1, 1]``; the first ``rows``
     images. Returns the figure."""
+    sym = KNOB_SYMBOL.get(knob, knob)
+    return plot_image_columns(x0, y, [(f"{sym}={float(v):g}", r) for v, r in zip(values, recon)],
+                              rows=rows, title=title)
+
+
+def plot_image_columns(x0: Tensor, y: Tensor, columns: Sequence[tuple[str, Tensor]],
+                       rows: int = 4, title: str = ""):
+    """Columns clean / measurement / each ``(label, images (n, 3, H, W))`` of ``columns``, one
+    row per image (the first ``rows``), all in ``[−1, 1]``. Returns the figure."""
     n = min(rows, x0.shape[0])
     y_show = measurement_for_display(y[:n], tuple(x0.shape[-2:]))
-    columns = [("clean", x0[:n]), ("measurement", y_show)]
-    sym = KNOB_SYMBOL.get(knob, knob)
-    columns += [(f"{sym}={float(v):g}", r[:n]) for v, r in zip(values, recon)]
+    columns = [("clean", x0[:n]), ("measurement", y_show), *((c, r[:n]) for c, r in columns)]
     fig, axes = plt.subplots(n, len(columns), figsize=(1.3 * len(columns), 1.3 * n + 0.4),
                              squeeze=False)
     for c, (label, imgs) in enumerate(columns):

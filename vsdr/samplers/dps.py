@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 from vsdr.diffusion.guidance import likelihood_gradient
 from vsdr.diffusion.noise import PerSampleNoise
 from vsdr.diffusion.schedule import VPSchedule
-from vsdr.diffusion.step import ddpm_posterior_mean, learned_log_variance
+from vsdr.diffusion.step import ddpm_posterior_mean
 from vsdr.samplers.base import SampleResult, per_sample_knob, signal_shape
 
 VARIANCES = ("posterior", "beta", "learned")
@@ -25,8 +25,8 @@ class DPSSampler:
         x_{t−1}  = x'_{t−1} − ζ ∇_{x_t} ‖y − A x̂0‖₂            (one norm per sample)
 
     ``σ_t² = β̃_t`` (``variance='posterior'``, DPS's 2D default), ``β_t`` (``'beta'``), or the
-    network's learned variance (``'learned'``: the model must provide
-    ``eps_and_variance(x, i) -> (ε, v)``, ``v ∈ [−1, 1]``; the images' ADM network).
+    network's learned variance (``'learned'``: the model's ``eps_and_v(x, i)`` must return a
+    ``v ∈ [−1, 1]``, as a ``NetworkPrior`` of the images' ``2C``-channel ADM network does).
     ``clip = (lo, hi)`` clamps ``x̂0`` as DPS does on images ([−1, 1]); ``None`` on 2D data.
     Without clipping and with ``variance='posterior'`` this is exactly
     ``VarianceScaledSampler(form='dps', variance='posterior')`` at λ = 1 (tested).
@@ -45,12 +45,13 @@ class DPSSampler:
         self.progress = progress
 
     def _eps(self, model, x: Tensor, i: int) -> tuple[Tensor, Tensor | None]:
-        if self.variance == "learned":
-            if not hasattr(model, "eps_and_variance"):
-                raise ValueError("sampler.variance=learned needs a model with a learned variance "
-                                 f"(eps_and_variance); {type(model).__name__} has none")
-            return model.eps_and_variance(x, i)
-        return model.eps(x, i), None
+        if self.variance != "learned":
+            return model.eps(x, i), None
+        eps, v = model.eps_and_v(x, i) if hasattr(model, "eps_and_v") else (None, None)
+        if v is None:
+            raise ValueError("sampler.variance=learned needs a network with a learned variance "
+                             f"(2C output channels, ADM's learn_sigma); {type(model).__name__} has none")
+        return eps, v
 
     def __call__(self, model, y: Tensor, operator, sigma_y: float,
                  knob: Tensor | Sequence[float], seeds: Sequence[int],
@@ -62,8 +63,6 @@ class DPSSampler:
         noise = PerSampleNoise(seeds, signal_shape(y, operator), schedule.T, dtype=y.dtype)
         x = noise.initial().to(y.device)
         zeta_b = zeta.to(x).view(-1, *([1] * (x.dim() - 1)))
-        post_var = schedule.posterior_variances
-        log_post_var = torch.log(torch.cat([post_var[1:2], post_var[1:]]))
         sigmas = schedule.reverse_std("beta" if self.variance == "beta" else "posterior")
         nfe0 = model.nfe
         for i in tqdm(range(schedule.T - 1, -1, -1), desc="DPS", disable=not self.progress,
@@ -83,8 +82,7 @@ class DPSSampler:
                 if v is None:
                     std = float(sigmas[i])
                 else:
-                    std = torch.exp(0.5 * learned_log_variance(v.detach(), sc["beta"],
-                                                               float(log_post_var[i])))
+                    std = torch.exp(0.5 * schedule.learned_log_variance(i, v.detach()))
                 x_next = x_next + std * z
             x = (x_next - zeta_b * grad).detach()
         return SampleResult(x, model.nfe - nfe0)

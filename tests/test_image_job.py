@@ -76,6 +76,10 @@ def test_tiny_image_job_writes_every_file(tmp_path, cache_dir):
     again = run_job(cfg, tmp_path / "job2")
     assert json.loads((tmp_path / "job2" / "metrics.json").read_text())["model"]["source"] == "cache"
     assert [r["mse"] for r in again] == [r["mse"] for r in rows]
+    # the same job in the same directory is finished: skipped by its results hash, files untouched
+    stamp = (job / "metrics.json").stat().st_mtime_ns
+    assert run_job(cfg, job) == json.loads((job / "metrics.json").read_text())["rows"]
+    assert (job / "metrics.json").stat().st_mtime_ns == stamp
 
 
 def test_image_job_needs_a_folder(tmp_path, cache_dir):

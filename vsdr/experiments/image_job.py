@@ -23,7 +23,6 @@ from vsdr.diffusion.schedule import VPSchedule
 from vsdr.errors import ConfigError
 from vsdr.experiments.prior import load_or_train_prior
 from vsdr.experiments.resume import results_hash
-from vsdr.experiments.validate import validate_config
 from vsdr.experiments.writer import save_figure, write_csv, write_json, write_npz
 from vsdr.metrics.frechet import PCAFrechet
 from vsdr.metrics.image import ImageMetrics
@@ -128,7 +127,8 @@ def perception_key(cfg: DictConfig, rows: list[dict]) -> str:
 
 
 def run_image_job(cfg: DictConfig, job_dir: str | Path) -> list[dict]:
-    """Run one image job and write its files into ``job_dir``; return the metrics rows."""
+    """Run one image job and write its files into ``job_dir``; return the metrics rows.
+    Called by ``run_job`` after it validated ``cfg`` and found no finished results there."""
     from vsdr.experiments.job import (
         _instantiate,
         build_logger,
@@ -140,7 +140,6 @@ def run_image_job(cfg: DictConfig, job_dir: str | Path) -> list[dict]:
 
     t_start = time.perf_counter()
     job_dir = Path(job_dir)
-    validate_config(cfg)
     device = resolve_device(cfg.device)
     if cfg.get("threads"):  # small networks on a loaded CPU: 1 thread can beat 2
         torch.set_num_threads(int(cfg.threads))

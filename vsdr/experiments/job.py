@@ -173,20 +173,20 @@ def evaluate(cfg: DictConfig, x0, recon, values, nfe: int) -> list[dict]:
 
 def run_job(cfg: DictConfig, job_dir: str | Path) -> list[dict]:
     """Run one job and write its files into ``job_dir``; return the metrics rows."""
-    from vsdr.experiments.image_job import is_image_config, run_image_job
+    from vsdr.experiments.image_job import is_image_config, print_image_table, run_image_job
 
-    if is_image_config(cfg):  # images: their own job (vsdr/experiments/image_job.py)
-        return run_image_job(cfg, job_dir)
     t_start = time.perf_counter()
     job_dir = Path(job_dir)
     validate_config(cfg)
-    indices = shard_indices(cfg)
     rhash = results_hash(cfg)
     done = finished_rows(job_dir, rhash)
     if done is not None:
         log.info("vsdr: skipping job %s: its metrics.json matches config hash %s", job_dir, rhash)
-        print_table(done)
+        (print_image_table if is_image_config(cfg) else print_table)(done)
         return done
+    if is_image_config(cfg):  # images: their own job (vsdr/experiments/image_job.py)
+        return run_image_job(cfg, job_dir)
+    indices = shard_indices(cfg)
     ensure_writable(job_dir)
     device = resolve_device(cfg.device)
     torch.manual_seed(int(cfg.seed))

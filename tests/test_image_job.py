@@ -19,7 +19,7 @@ from vsdr.diffusion import VPSchedule, per_sample_seeds
 from vsdr.errors import ConfigError
 from vsdr.experiments.image_job import measure, sigma_in_pm1
 from vsdr.experiments.job import run_job
-from vsdr.metrics.frechet import PCAFrechet, frechet_distance
+from vsdr.metrics.frechet import PatchFrechet, PCAFrechet, frechet_distance
 from vsdr.models import ADMUNet, NetworkPrior
 from vsdr.operators import GaussianBlur, SuperResolution
 from vsdr.samplers import DiffPIRSampler, DPSSampler, VarianceScaledSampler
@@ -58,14 +58,14 @@ def test_tiny_image_job_writes_every_file(tmp_path, cache_dir):
     for r in table:
         assert r["dataset"] == "digits" and r["operator"] == "gaussian_blur" and r["knob"] == "lam"
         assert r["sigma_space"] == "[-1,1]" and float(r["sigma"]) == 0.05
-        for col in ("mse", "psnr", "lpips_standin", "fid_standin", "fd_pca"):
+        for col in ("mse", "psnr", "lpips_standin", "fid_standin", "fd_pca", "fd_patch"):
             assert math.isfinite(float(r[col])), col
         assert "lpips" not in r and "fid" not in r  # stand-ins never carry the real names
         assert int(r["nfe"]) == 10 and int(r["n"]) == 4
         # mean per-image PSNR >= PSNR of the mean MSE (Jensen)
         assert float(r["psnr"]) >= 10 * math.log10(1 / float(r["mse"])) - 1e-9
     meta = json.loads((job / "metrics.json").read_text())
-    assert meta["perception"] == "fd_pca" and meta["model"]["source"] == "trained"
+    assert meta["perception"] == "fd_patch" and meta["model"]["source"] == "trained"
     assert meta["rows"] == rows and meta["seconds_per_step"] > 0
     samples = np.load(job / "samples.npz")
     assert samples["samples"].shape == (2, 4, 3, 16, 16) and np.isfinite(samples["samples"]).all()
@@ -115,6 +115,23 @@ def test_frechet_distance_closed_form():
     assert fd(x, x) == pytest.approx(0.0, abs=1e-6)
     shrunk = x.mean(0, keepdim=True) + 0.3 * (x - x.mean(0, keepdim=True))  # an "MMSE-like" set
     assert fd(x, shrunk) > 1.0
+
+
+def test_patch_frechet_by_hand_and_against_blur():
+    """fd_patch's features are every p×p×C patch (built here by loops); identical sets give 0,
+    and a blurred set (an MMSE-like loss of edge variance) is far from the clean one."""
+    x = digits_images(8)[:40]
+    fd = PatchFrechet(3)
+    small = x[:2, :, :5, :4]
+    rows = [small[n, :, i:i + 3, j:j + 3].reshape(-1).double().numpy()
+            for n in range(2) for i in range(3) for j in range(2)]
+    np.testing.assert_allclose(fd.features(small), np.stack(rows))
+    a, b = fd.features(x[:20]), fd.features(x[20:])
+    by_hand = frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+    assert fd(x[:20], x[20:]) == pytest.approx(by_hand, rel=1e-12)
+    assert fd(x, x) == pytest.approx(0.0, abs=1e-6)
+    blurred = GaussianBlur(kernel_size=9, std=1.5).forward(x)
+    assert fd(x, blurred) > 10 * fd(x[:20], x[20:])
 
 
 def test_vlb_term_is_zero_at_the_true_posterior():

@@ -24,7 +24,7 @@ from vsdr.errors import ConfigError
 from vsdr.experiments.prior import load_or_train_prior
 from vsdr.experiments.resume import results_hash
 from vsdr.experiments.writer import save_figure, write_csv, write_json, write_npz
-from vsdr.metrics.frechet import PCAFrechet
+from vsdr.metrics.frechet import PatchFrechet, PCAFrechet
 from vsdr.metrics.image import ImageMetrics
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def measure(x0: torch.Tensor, operator, sigma: float, seed: int) -> torch.Tensor
 
 def build_metrics(cfg: DictConfig) -> ImageMetrics:
     opts = OmegaConf.to_container(cfg.get("image_metrics") or {}, resolve=True)
-    for k in ("fd_pca_k", "perception", "min_size"):
+    for k in ("fd_pca_k", "fd_patch", "perception", "min_size"):
         opts.pop(k, None)
     opts.setdefault("device", str(cfg.device) if cfg.device != "auto" else "cpu")
     return ImageMetrics(**opts)
@@ -98,7 +98,9 @@ def evaluate_images(cfg: DictConfig, x0, recon, values, nfe: int, fd: PCAFrechet
                     metrics: ImageMetrics, workdir: Path) -> list[dict]:
     """One row per knob value: MSE/PSNR on ``[0, 1]`` images, LPIPS/FID (or their stand-ins;
     images under ``image_metrics.min_size`` pixels nearest-up-sampled first), ``fd_pca`` when
-    a training set is there."""
+    a training set is there, ``fd_patch`` when ``image_metrics.fd_patch`` gives a patch size."""
+    patch = (cfg.get("image_metrics") or {}).get("fd_patch")
+    fd_patch = PatchFrechet(int(patch)) if patch else None
     min_size = int((cfg.get("image_metrics") or {}).get("min_size", 32))
     up = max(1, math.ceil(min_size / x0.shape[-1]))
     rows = []
@@ -109,6 +111,8 @@ def evaluate_images(cfg: DictConfig, x0, recon, values, nfe: int, fd: PCAFrechet
         row.update(metrics(_nearest(x0, up), _nearest(r, up), workdir=workdir))
         if fd is not None:
             row["fd_pca"] = fd(x0, r)
+        if fd_patch is not None:
+            row["fd_patch"] = fd_patch(x0, r)
         row.update(n=len(x0), nfe=nfe, seed=int(cfg.seed))
         rows.append(row)
     return rows
@@ -116,10 +120,10 @@ def evaluate_images(cfg: DictConfig, x0, recon, values, nfe: int, fd: PCAFrechet
 
 def perception_key(cfg: DictConfig, rows: list[dict]) -> str:
     """The measure on the DP plot's x axis: ``image_metrics.perception`` when finite, else the
-    first finite of fd_pca, lpips, fid (stand-ins included)."""
+    first finite of lpips, fid, fd_patch, fd_pca, then the stand-ins."""
     wanted = (cfg.get("image_metrics") or {}).get("perception")
     keys = [wanted] if wanted else []
-    keys += ["fd_pca", "lpips", "fid", "lpips_standin", "fid_standin"]
+    keys += ["lpips", "fid", "fd_patch", "fd_pca", "lpips_standin", "fid_standin"]
     for k in keys:
         if k in rows[0] and all(math.isfinite(float(r[k])) for r in rows):
             return k

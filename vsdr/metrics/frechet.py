@@ -1,10 +1,11 @@
-"""An offline perception measure for small image sets: the Fréchet distance between Gaussian
-fits of two image sets in the space of the top-``k`` principal components of the training
-images (FID's formula with a PCA projection in place of Inception features)."""
+"""Offline perception measures for small image sets: FID's formula (the Fréchet distance
+between Gaussian fits) with, in place of Inception features, the top-``k`` principal
+components of the training images (``PCAFrechet``) or every ``p×p`` patch (``PatchFrechet``)."""
 from __future__ import annotations
 
 import numpy as np
 import scipy.linalg
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -37,4 +38,28 @@ class PCAFrechet:
         return frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
 
 
-__all__ = ["frechet_distance", "PCAFrechet"]
+class PatchFrechet:
+    """Fréchet distance between Gaussian fits of all ``p×p×C`` patches (every position, stride
+    1, images clipped to ``[−1, 1]``) of two image sets.
+
+    Local statistics: an MMSE estimate is smooth, so its patches have too little variance
+    along the high-frequency directions (edges, strokes) that a posterior sample restores,
+    and colour speckle that grey data never has shows up too. Many patches per image make the
+    fit stable for a few dozen images. Lower is better; 0 for identical statistics."""
+
+    def __init__(self, patch: int = 5):
+        if int(patch) < 1:
+            raise ValueError(f"image_metrics.fd_patch={patch} must be a patch size >= 1")
+        self.patch = int(patch)
+
+    def features(self, x: Tensor) -> np.ndarray:
+        """``(n · positions, C·p·p)``: one row per patch."""
+        cols = F.unfold(x.detach().cpu().double().clamp(-1, 1), self.patch)  # (n, C·p·p, L)
+        return cols.transpose(1, 2).reshape(-1, cols.shape[1]).numpy()
+
+    def __call__(self, x_ref: Tensor, x: Tensor) -> float:
+        a, b = self.features(x_ref), self.features(x)
+        return frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+
+
+__all__ = ["frechet_distance", "PCAFrechet", "PatchFrechet"]

@@ -151,9 +151,14 @@ def plot_images(name: str, job_dirs: dict[str, Path], out: Path) -> None:
     r0 = rows[0]
     title = (f"{name}: {r0['dataset']} 16², {r0['operator']}, σ_y={float(r0['sigma']):g} "
              f"({r0['sigma_space']} units)")
+    patch = meta["config"]["image_metrics"].get("fd_patch")
     xlabel = {"fd_pca": "perception: fd_pca, Fréchet distance in the top-8 PCA space of the "
-                        "training digits (lower is better)"}.get(perception, f"perception: {perception}")
-    _save(plot_dp_overlay(rows, title, perception=perception, xlabel=xlabel,
+                        "training digits (lower is better)",
+              "fd_patch": f"perception: fd_patch, Fréchet distance of {patch}×{patch} patches to the "
+                          "clean images (lower is better)"}.get(perception, f"perception: {perception}")
+    ours = [float(r["mse"]) for r in rows if r["sampler"] == "ours"]
+    _save(plot_dp_overlay(rows, title, label_of=_label, max_mse=2.0 * max(ours) if ours else None,
+                          perception=perception, xlabel=xlabel,
                           ylabel="distortion: MSE of [0, 1] images"), out, f"{name}_dp")
     columns, x0, y = [], None, None
     for key, d in job_dirs.items():

@@ -19,7 +19,7 @@ from vsdr.diffusion import VPSchedule, per_sample_seeds
 from vsdr.errors import ConfigError
 from vsdr.experiments.image_job import measure, sigma_in_pm1
 from vsdr.experiments.job import run_job
-from vsdr.metrics.frechet import PatchFrechet, PCAFrechet, frechet_distance
+from vsdr.metrics.frechet import PatchFrechet, PCAFrechet, chroma, frechet_distance
 from vsdr.models import ADMUNet, NetworkPrior
 from vsdr.operators import GaussianBlur, SuperResolution
 from vsdr.samplers import DiffPIRSampler, DPSSampler, VarianceScaledSampler
@@ -58,7 +58,7 @@ def test_tiny_image_job_writes_every_file(tmp_path, cache_dir):
     for r in table:
         assert r["dataset"] == "digits" and r["operator"] == "gaussian_blur" and r["knob"] == "lam"
         assert r["sigma_space"] == "[-1,1]" and float(r["sigma"]) == 0.05
-        for col in ("mse", "psnr", "lpips_standin", "fid_standin", "fd_pca", "fd_patch"):
+        for col in ("mse", "psnr", "lpips_standin", "fid_standin", "fd_pca", "fd_patch", "chroma"):
             assert math.isfinite(float(r[col])), col
         assert "lpips" not in r and "fid" not in r  # stand-ins never carry the real names
         assert int(r["nfe"]) == 10 and int(r["n"]) == 4
@@ -132,6 +132,13 @@ def test_patch_frechet_by_hand_and_against_blur():
     assert fd(x, x) == pytest.approx(0.0, abs=1e-6)
     blurred = GaussianBlur(kernel_size=9, std=1.5).forward(x)
     assert fd(x, blurred) > 10 * fd(x[:20], x[20:])
+    # grey: the channel mean's patches; colour noise with zero channel mean is invisible to it
+    base = 0.8 * x  # inside [−1, 1] after the tint: no clipping
+    tinted = base + 0.2 * torch.tensor([1.0, -1.0, 0.0]).view(1, 3, 1, 1) * torch.rand(1, 1, *x.shape[-2:])
+    grey = PatchFrechet(3, grey=True)
+    np.testing.assert_allclose(grey.features(x), PatchFrechet(3).features(x[:, :1]))
+    assert grey(base, tinted) < 1e-6 < 1e-2 < fd(base, tinted)
+    assert chroma(x) == 0.0 and chroma(tinted) > 0.01
 
 
 def test_vlb_term_is_zero_at_the_true_posterior():

@@ -24,7 +24,7 @@ from vsdr.errors import ConfigError
 from vsdr.experiments.prior import load_or_train_prior
 from vsdr.experiments.resume import results_hash
 from vsdr.experiments.writer import save_figure, write_csv, write_json, write_npz
-from vsdr.metrics.frechet import PatchFrechet, PCAFrechet
+from vsdr.metrics.frechet import PatchFrechet, PCAFrechet, chroma
 from vsdr.metrics.image import ImageMetrics
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def measure(x0: torch.Tensor, operator, sigma: float, seed: int) -> torch.Tensor
 
 def build_metrics(cfg: DictConfig) -> ImageMetrics:
     opts = OmegaConf.to_container(cfg.get("image_metrics") or {}, resolve=True)
-    for k in ("fd_pca_k", "fd_patch", "perception", "min_size"):
+    for k in ("fd_pca_k", "fd_patch", "fd_patch_grey", "chroma", "perception", "min_size"):
         opts.pop(k, None)
     opts.setdefault("device", str(cfg.device) if cfg.device != "auto" else "cpu")
     return ImageMetrics(**opts)
@@ -98,9 +98,11 @@ def evaluate_images(cfg: DictConfig, x0, recon, values, nfe: int, fd: PCAFrechet
                     metrics: ImageMetrics, workdir: Path) -> list[dict]:
     """One row per knob value: MSE/PSNR on ``[0, 1]`` images, LPIPS/FID (or their stand-ins;
     images under ``image_metrics.min_size`` pixels nearest-up-sampled first), ``fd_pca`` when
-    a training set is there, ``fd_patch`` when ``image_metrics.fd_patch`` gives a patch size."""
-    patch = (cfg.get("image_metrics") or {}).get("fd_patch")
-    fd_patch = PatchFrechet(int(patch)) if patch else None
+    a training set is there, ``fd_patch`` when ``image_metrics.fd_patch`` gives a patch size
+    (on the channel mean with ``fd_patch_grey``), ``chroma`` with ``image_metrics.chroma``."""
+    opts = cfg.get("image_metrics") or {}
+    patch = opts.get("fd_patch")
+    fd_patch = PatchFrechet(int(patch), grey=bool(opts.get("fd_patch_grey", False))) if patch else None
     min_size = int((cfg.get("image_metrics") or {}).get("min_size", 32))
     up = max(1, math.ceil(min_size / x0.shape[-1]))
     rows = []
@@ -113,6 +115,8 @@ def evaluate_images(cfg: DictConfig, x0, recon, values, nfe: int, fd: PCAFrechet
             row["fd_pca"] = fd(x0, r)
         if fd_patch is not None:
             row["fd_patch"] = fd_patch(x0, r)
+        if opts.get("chroma"):
+            row["chroma"] = chroma(r)
         row.update(n=len(x0), nfe=nfe, seed=int(cfg.seed))
         rows.append(row)
     return rows
@@ -225,7 +229,7 @@ def write_image_outputs(cfg: DictConfig, job_dir: Path, rows: list[dict], x0, y,
 
 def print_image_table(rows: list[dict]) -> None:
     """knob value, MSE, PSNR and every perception column on stdout."""
-    extra = [c for c in rows[0] if c.startswith(("lpips", "fid", "fd_"))]
+    extra = [c for c in rows[0] if c.startswith(("lpips", "fid", "fd_", "chroma"))]
     print(f"\n{rows[0]['knob']:>8} {'MSE':>10} {'PSNR':>8} " + " ".join(f"{c:>13}" for c in extra))
     for r in rows:
         print(f"{r['value']:>8.3g} {r['mse']:>10.5f} {r['psnr']:>8.2f} "

@@ -40,21 +40,26 @@ class PCAFrechet:
 
 class PatchFrechet:
     """Fréchet distance between Gaussian fits of all ``p×p×C`` patches (every position, stride
-    1, images clipped to ``[−1, 1]``) of two image sets.
+    1, images clipped to ``[−1, 1]``) of two image sets; ``grey=True`` takes the channel mean
+    first (``C = 1``: for grey data stored as RGB, whose colour noise ``chroma`` reports).
 
     Local statistics: an MMSE estimate is smooth, so its patches have too little variance
-    along the high-frequency directions (edges, strokes) that a posterior sample restores,
-    and colour speckle that grey data never has shows up too. Many patches per image make the
-    fit stable for a few dozen images. Lower is better; 0 for identical statistics."""
+    along the high-frequency directions (edges, strokes) that a posterior sample restores.
+    Many patches per image make the fit stable for a few dozen images. Lower is better; 0 for
+    identical statistics."""
 
-    def __init__(self, patch: int = 5):
+    def __init__(self, patch: int = 5, grey: bool = False):
         if int(patch) < 1:
             raise ValueError(f"image_metrics.fd_patch={patch} must be a patch size >= 1")
         self.patch = int(patch)
+        self.grey = bool(grey)
 
     def features(self, x: Tensor) -> np.ndarray:
         """``(n · positions, C·p·p)``: one row per patch."""
-        cols = F.unfold(x.detach().cpu().double().clamp(-1, 1), self.patch)  # (n, C·p·p, L)
+        x = x.detach().cpu().double().clamp(-1, 1)
+        if self.grey:
+            x = x.mean(1, keepdim=True)
+        cols = F.unfold(x, self.patch)  # (n, C·p·p, L)
         return cols.transpose(1, 2).reshape(-1, cols.shape[1]).numpy()
 
     def __call__(self, x_ref: Tensor, x: Tensor) -> float:
@@ -62,4 +67,11 @@ class PatchFrechet:
         return frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
 
 
-__all__ = ["frechet_distance", "PCAFrechet", "PatchFrechet"]
+def chroma(x: Tensor) -> float:
+    """Mean absolute deviation of each pixel's channels from their mean (images clipped to
+    ``[−1, 1]``): 0 for grey images; the colour speckle a sampler leaves on grey data."""
+    x = x.detach().cpu().double().clamp(-1, 1)
+    return float((x - x.mean(1, keepdim=True)).abs().mean())
+
+
+__all__ = ["frechet_distance", "PCAFrechet", "PatchFrechet", "chroma"]

@@ -55,14 +55,16 @@ def build_gan(cfg: DictConfig) -> tuple[GeneratorMLP, CriticMLP]:
 
 
 def train_gan(cfg: DictConfig, generator, critic, dataset, operator, logger) -> float:
-    """Train in place with Lightning (``sampler.gan.train``); return the wall time in seconds."""
+    """Train in place with Lightning (``sampler.gan.train``); return the wall time in seconds.
+    With ``train.ema_decay`` set, the generator ends holding the moving average of its weights."""
     import lightning as L
 
     tr = cfg.sampler.gan.train
     points = dataset.sample(int(cfg.data.n_train), seed=int(tr.seed))
     module = PSCGANModule(generator, critic, operator, train_sigma(cfg), M=int(tr.M),
                           gp_weight=float(tr.gp_weight), adv_weight=float(tr.adv_weight),
-                          lr=float(tr.lr), betas=tuple(tr.betas), seed=int(tr.seed))
+                          lr=float(tr.lr), betas=tuple(tr.betas), seed=int(tr.seed),
+                          ema_decay=None if tr.get("ema_decay") is None else float(tr.ema_decay))
     batches = RandomBatches(points, int(tr.batch_size), int(tr.steps), seed=int(tr.seed))
     loader = torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False, num_workers=0)
     L.seed_everything(int(tr.seed), workers=True, verbose=False)
@@ -72,6 +74,8 @@ def train_gan(cfg: DictConfig, generator, critic, dataset, operator, logger) -> 
                                       enable_progress_bar=bool(cfg.progress))
     t0 = time.perf_counter()
     trainer.fit(module, loader)
+    if module.generator_ema is not None:
+        generator.load_state_dict(module.generator_ema.state_dict())
     return time.perf_counter() - t0
 
 

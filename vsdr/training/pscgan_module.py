@@ -1,6 +1,8 @@
 """PSCGAN training (Ohayon et al. 2021; REFERENCES.md "PSCGAN") as a LightningModule."""
 from __future__ import annotations
 
+import copy
+
 import lightning as L
 import torch
 from torch import Tensor, nn
@@ -27,18 +29,28 @@ class PSCGANModule(L.LightningModule):
         critic:    E D(G(y, z), y) − E D(x0, y) + gp_weight · GP
         generator: ‖x0 − mean_{m≤M} G(y, z_m)‖² − adv_weight · E D(G(y, z), y)
 
-    ``z ~ N(0, I)``; Adam (``lr``, ``betas``) for both networks.
+    ``z ~ N(0, I)``; Adam (``lr``, ``betas``) for both networks. With ``ema_decay`` set,
+    ``generator_ema`` holds an exponential moving average of the generator's weights, updated
+    after every generator step (``ema ← decay · ema + (1 − decay) · θ``): the GAN's samples
+    wander from step to step with ``betas = (0, 0.99)``, the average is the network to sample
+    from (``vsdr.experiments.pscgan`` copies it into the generator after training).
     """
 
     def __init__(self, generator: nn.Module, critic: nn.Module, operator, sigma: float, M: int = 8,
                  gp_weight: float = 10.0, adv_weight: float = 1e-3, lr: float = 1e-3,
-                 betas: tuple[float, float] = (0.0, 0.99), seed: int = 0):
+                 betas: tuple[float, float] = (0.0, 0.99), seed: int = 0,
+                 ema_decay: float | None = None):
         super().__init__()
         self.automatic_optimization = False
         self.generator, self.critic, self.operator = generator, critic, operator
         self.sigma, self.M, self.gp_weight, self.adv_weight = float(sigma), int(M), gp_weight, adv_weight
         self.lr, self.betas = lr, tuple(betas)
         self.noise_gen = torch.Generator().manual_seed(seed)
+        if ema_decay is not None and not 0.0 <= float(ema_decay) < 1.0:
+            raise ValueError(f"ema_decay={ema_decay} must be in [0, 1) (or None: no average)")
+        self.ema_decay = None if ema_decay is None else float(ema_decay)
+        self.generator_ema = (copy.deepcopy(generator).requires_grad_(False)
+                              if self.ema_decay is not None else None)
 
     def _randn(self, shape, like: Tensor) -> Tensor:
         return torch.randn(shape, generator=self.noise_gen).to(like)
@@ -66,8 +78,15 @@ class PSCGANModule(L.LightningModule):
         opt_g.zero_grad()
         self.manual_backward(loss_g)
         opt_g.step()
+        if self.generator_ema is not None:
+            self.update_ema()
         self.log_dict({"gan/critic": loss_d.detach(), "gan/penalty": penalty.detach(),
                        "gan/adv": adv.detach()}, prog_bar=True, on_step=True, on_epoch=False)
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        for e, p in zip(self.generator_ema.parameters(), self.generator.parameters()):
+            e.lerp_(p, 1.0 - self.ema_decay)
 
     def configure_optimizers(self):
         return (torch.optim.Adam(self.generator.parameters(), lr=self.lr, betas=self.betas),

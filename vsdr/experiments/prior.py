@@ -2,8 +2,6 @@
 training config's hash, or trained now (and cached)."""
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from pathlib import Path
@@ -13,20 +11,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from vsdr.diffusion.schedule import VPSchedule
+from vsdr.experiments.hashing import config_hash
 from vsdr.experiments.writer import atomic_write
 from vsdr.models.precondition import PreconditionedEps
 from vsdr.models.score import NetworkPrior, load_state_strict
 from vsdr.training.score_module import RandomBatches, ScoreMatchingModule
 
 log = logging.getLogger(__name__)
-
-
-def config_hash(obj: object, n: int = 12) -> str:
-    """Short sha256 of a config (or any JSON-able object), keys sorted."""
-    if isinstance(obj, DictConfig):
-        obj = OmegaConf.to_container(obj, resolve=True)
-    text = json.dumps(obj, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:n]
 
 
 def training_key(cfg: DictConfig) -> dict:

@@ -13,7 +13,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from vsdr.errors import ConfigError
-from vsdr.experiments.prior import config_hash
+from vsdr.experiments.hashing import config_hash
 from vsdr.experiments.writer import atomic_write
 from vsdr.models.cgan import ConditionalGenerator, CriticMLP, GeneratorMLP
 from vsdr.models.score import load_state_strict

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from vsdr.experiments.prior import config_hash
+from vsdr.experiments.hashing import config_hash
 from vsdr.experiments.writer import atomic_write
 
 log = logging.getLogger(__name__)

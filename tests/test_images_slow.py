@@ -1,7 +1,6 @@
 """Issue 5's claim on the CPU-scale image experiment (slow: trains the 1.3 M-parameter ADM for
-600 steps, ~2-5 min on 2 cores): with the shipped `experiment=images_small`, ours' MSE rises
-with λ (λ = 1 is a posterior sample: about twice the λ = 0 error) and the λ = 0 reconstruction
-is the smooth one (its PCA Fréchet distance to clean digits is the largest)."""
+1500 steps, ~4-10 min on 2 cores): with the shipped `experiment=images_small`, ours' MSE rises
+with λ and the perception measure (fd_patch, grey 5×5 patches) improves with it."""
 from __future__ import annotations
 
 import pytest
@@ -19,5 +18,6 @@ def test_images_small_shows_the_tradeoff(tmp_path, cache_dir):
     rows = {r["value"]: r for r in run_job(cfg, tmp_path / "job")}
     mse = [rows[v]["mse"] for v in (0.0, 0.5, 1.0)]
     assert mse[0] < mse[1] < mse[2], mse
-    assert mse[2] > 1.4 * mse[0], mse
-    assert rows[0.0]["fd_pca"] > rows[1.0]["fd_pca"], [rows[v]["fd_pca"] for v in (0.0, 1.0)]
+    assert mse[2] > 1.3 * mse[0], mse
+    fd = [rows[v]["fd_patch"] for v in (0.0, 0.5, 1.0)]
+    assert fd[0] > fd[1] > fd[2], fd

@@ -24,19 +24,46 @@ SIGMA = 0.75       # the default noise level (conf/noise/gaussian.yaml)
 SIGMA2 = 0.5       # the second level: no retraining of the score network
 
 
+#: ζ(λ) of ours, and of the interpolation's two end points (ours at λ = 0 and 1), per (data set,
+#: σ): `(lam, value)` breakpoints, linearly interpolated. Tuned by scripts/scan_zeta.py on a
+#: (λ, ζ) grid of the same 1,000 test points and checked on held-out ones (README, "ζ(λ) per data
+#: set and σ"); a setting not listed runs conf/sampler/ours.yaml's default, constant 0.2 (pinwheel
+#: at σ = 0.75 and at σ = 0.5: no table of the scan gave a lower monotone curve there).
+ZETA: dict[tuple[str, float], tuple[list[float], list[float]]] = {
+    ("scurve", SIGMA): ([0.0, 1.0], [0.25, 0.25]),
+    ("moons", SIGMA): ([0.0, 1.0], [0.2, 0.25]),
+}
+
+
+def zeta_overrides(dataset: str, sigma: float) -> list[str]:
+    """The `sampler.zeta=` override of ZETA for this setting ([] for the default table)."""
+    table = ZETA.get((dataset, sigma))
+    if table is None:
+        return []
+    lam, value = (",".join(f"{v:g}" for v in vs) for vs in table)
+    return [f"sampler.zeta={{lam:[{lam}],value:[{value}]}}"]
+
+
 def jobs_for(dataset: str, sigma: float = SIGMA) -> dict[str, list[str]]:
     """The jobs of one DP plane: ours, PSCGAN-N, PSCGAN-σz, DPS, DiffPIR, interpolation."""
     base = [f"dataset={dataset}", f"noise.sigma={sigma}"]
-    return {f"{dataset}-{sigma}-{e}": [f"experiment={e}", *base]
+    zeta = zeta_overrides(dataset, sigma)
+    return {f"{dataset}-{sigma}-{e}": [f"experiment={e}", *base,
+                                       *(zeta if e in ("ours_lam", "interp_s") else [])]
             for e in ("ours_lam", "pscgan_n", "pscgan_sigmaz", "dps_zeta", "diffpir_lambda", "interp_s")}
 
 
 def robustness_jobs(dataset: str = "pinwheel") -> dict[str, list[str]]:
-    """At SIGMA2: ours (same network), PSCGAN trained at SIGMA applied there, and PSCGAN
-    retrained at SIGMA2 (the reference it would need)."""
+    """At SIGMA2: ours (same network; with ζ(λ) of ZETA for SIGMA2 and, when that differs, also
+    with the one of SIGMA), PSCGAN trained at SIGMA applied there, and PSCGAN retrained at SIGMA2
+    (the reference it would need)."""
     base = [f"dataset={dataset}", f"noise.sigma={SIGMA2}"]
+    jobs = {f"{dataset}-{SIGMA2}-ours_lam": ["experiment=ours_lam", *base, *zeta_overrides(dataset, SIGMA2)]}
+    if zeta_overrides(dataset, SIGMA2) != zeta_overrides(dataset, SIGMA):
+        jobs[f"{dataset}-{SIGMA2}-ours_lam-zeta{SIGMA}"] = ["experiment=ours_lam", *base,
+                                                            *zeta_overrides(dataset, SIGMA)]
     return {
-        f"{dataset}-{SIGMA2}-ours_lam": ["experiment=ours_lam", *base],
+        **jobs,
         f"{dataset}-{SIGMA2}-pscgan_n-trained{SIGMA}": ["experiment=pscgan_n", *base,
                                                         f"sampler.gan.train_sigma={SIGMA}"],
         f"{dataset}-{SIGMA2}-pscgan_sigmaz-trained{SIGMA}": ["experiment=pscgan_sigmaz", *base,
@@ -87,6 +114,8 @@ def _label(r: dict) -> str:
     if r["sampler"] == "pscgan":
         name = "PSCGAN-N" if r["knob"] == "N" else "PSCGAN-σz"
         return f"{name} (trained at σ={SIGMA:g})" if "trained" in r["job"] else name
+    if r["sampler"] == "ours" and f"zeta{SIGMA}" in r["job"]:
+        return f"ours (ζ(λ) tuned at σ={SIGMA:g})"
     return {"ours": "ours", "dps": "DPS (λ=1)", "diffpir": "DiffPIR", "interp": "interp. λ=0↔1"}.get(
         r["sampler"], r["sampler"])
 

@@ -1,6 +1,8 @@
 """Each bad input stops before any compute with one clear sentence."""
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from conftest import FAST, compose_cfg, run_cli
@@ -24,6 +26,56 @@ def test_bad_values(override, message, tmp_path, cache_dir):
         run_job(cfg, tmp_path / "job")
     assert not cache_dir.exists()  # nothing trained
     assert not (tmp_path / "job" / "metrics.csv").exists()
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["sampler=interp", "sampler.values=[0,1.5]"],
+     "sampler.values has s=1.5, but s must lie in [0, 1]"),
+    (["sampler=pscgan", "sampler.values=[0,3]"],
+     "sampler.values has N=0, but N must be a whole number >= 1"),
+    (["sampler=pscgan", "sampler.values=[1,2.5]"],
+     "sampler.values has N=2.5, but N must be a whole number >= 1"),
+    (["sampler=pscgan", "sampler.knob=sigma_z", "sampler.values=[-0.5,1]"],
+     "sampler.values has sigma_z=-0.5, but sigma_z must be finite and >= 0"),
+    (["sampler=pscgan", "sampler.knob=sigma_z", "sampler.N=0"],
+     "sampler.N=0, but N must be a whole number >= 1"),
+    (["sampler=pscgan", "sampler.sigma_z=-1"],
+     "sampler.sigma_z=-1, but sigma_z must be finite and >= 0"),
+    (["sampler=dps", "sampler.values=[0,-0.01]"],
+     "sampler.values has zeta=-0.01, but zeta must be finite and >= 0"),
+    (["sampler=diffpir", "sampler.knob=lambda_d", "sampler.values=[-1,1]"],
+     "sampler.values has lambda_d=-1, but lambda_d must be finite and >= 0"),
+    (["sampler=diffpir", "sampler.zeta_d=1.5", "sampler.knob=lambda_d"],
+     "sampler.zeta_d=1.5, but zeta_d must lie in [0, 1]"),
+    (["sampler=diffpir", "sampler.values=[abc]"],
+     "sampler.values has 'abc', which is not a number: zeta_d must lie in [0, 1]"),
+    (["sampler=dps", "sampler.values=[]"], "sampler.values=[] must be a non-empty list of zeta values"),
+    (["sampler=pscgan", "sampler.knob=foo"], "sampler.knob=foo is not one of sampler=pscgan's knobs"),
+    (["sampler.zeta.value=[-0.1,0.2]"], "sampler.zeta.value has ζ=-0.1, but ζ(λ) must be finite and >= 0"),
+    (["sampler=interp", "sampler.zeta.value=[0.2,-1]"], "sampler.zeta.value has ζ=-1"),
+    (["sampler.zeta={lam:[0,0],value:[1,1]}"], "sampler.zeta.lam=[0.0, 0.0] must increase"),
+    (["sampler.zeta={lam:[0,1],value:[1]}"], "needs lists lam and value of the same length"),
+])
+def test_bad_sampler_values_stop_before_training(overrides, message, tmp_path, cache_dir):
+    """Sampler knob values and settings are checked with the config, before any training
+    (the score network's or PSCGAN's) or sampling."""
+    cfg = compose_cfg([*FAST, *overrides])
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        run_job(cfg, tmp_path / "job")
+    assert not cache_dir.exists()  # nothing trained
+    assert not (tmp_path / "job").exists()
+
+
+@pytest.mark.parametrize("overrides,start", [
+    (["sampler=interp", "sampler.values=[0,1.5]"], "vsdr: sampler.values has s=1.5, but s must lie in"),
+    (["sampler=pscgan", "sampler.values=[0,3]"], "vsdr: sampler.values has N=0, but N must be a whole"),
+])
+def test_cli_bad_sampler_values_exit_2(overrides, start, tmp_path):
+    res = run_cli([*FAST, *overrides], cwd=tmp_path, env_extra={"VSDR_CACHE_DIR": str(tmp_path / "cache")})
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip().splitlines()[-1].startswith(start)
+    assert "Traceback" not in res.stderr
+    assert not (tmp_path / "cache").exists()  # nothing trained
 
 
 def test_checkpoint_that_does_not_fit(tmp_path, cache_dir):

@@ -346,6 +346,7 @@ def test_every_figure_job_composes():
     from conftest import ROOT
 
     from vsdr.experiments.job import knob_values
+    from vsdr.experiments.validate import validate_config
     spec = importlib.util.spec_from_file_location("make_figures", ROOT / "scripts" / "make_figures.py")
     mf = importlib.util.module_from_spec(spec)
     sys.modules["make_figures"] = mf       # its dataclass needs the module registered
@@ -362,6 +363,51 @@ def test_every_figure_job_composes():
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         for key, overrides in one_each.values():
             cfg = compose(config_name="config", overrides=overrides)
+            validate_config(cfg)
             assert len(knob_values(cfg)) >= 2, key
             if cfg.sampler.name == "pscgan":
                 assert cfg.sampler.sweep == cfg.sampler.knob
+
+
+def test_figure_jobs_carry_the_tuned_zeta():
+    """Figs. 9-10 run ours and the interpolation with the ζ(λ) of make_figures.ZETA for their
+    setting; a setting without an entry (pinwheel) runs conf/sampler/ours.yaml's default."""
+    import importlib.util
+
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("make_figures", ROOT / "scripts" / "make_figures.py")
+    mf = importlib.util.module_from_spec(spec)
+    sys.modules["make_figures"] = mf
+    spec.loader.exec_module(mf)
+    for (dataset, sigma), (lam, value) in mf.ZETA.items():
+        jobs = mf.jobs_for(dataset, sigma)
+        for e in ("ours_lam", "interp_s"):
+            cfg = compose_cfg(jobs[f"{dataset}-{sigma}-{e}"])
+            assert list(cfg.sampler.zeta.lam) == lam and list(cfg.sampler.zeta.value) == value
+    assert ("pinwheel", mf.SIGMA) not in mf.ZETA
+    cfg = compose_cfg(mf.jobs_for("pinwheel")["pinwheel-0.75-ours_lam"])
+    assert list(cfg.sampler.zeta.value) == [0.2, 0.2]
+
+
+def test_scan_zeta_rows_equal_the_jobs(tmp_path, cache_dir):
+    """scripts/scan_zeta.py: each (λ, ζ) row equals the row of the job with that λ and constant ζ
+    (same test points, per-point seeds, batch-invariant network calls)."""
+    import csv
+    import subprocess
+
+    from conftest import ROOT
+
+    out = tmp_path / "scan.csv"
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "scan_zeta.py"), *FAST,
+                          "--lam", "0,1", "--zeta", "0.2,0.5", "--out", str(out)],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    scan = {(float(r["lam"]), float(r["zeta"])): (float(r["mse"]), float(r["w2"]))
+            for r in csv.DictReader(out.open())}
+    assert len(scan) == 4
+    for zeta in (0.2, 0.5):
+        rows = run_job(compose_cfg([*FAST, f"sampler.zeta={{lam:[0,1],value:[{zeta},{zeta}]}}"]),
+                       tmp_path / f"job{zeta}")
+        for r in rows:
+            assert scan[float(r["value"]), zeta] == (r["mse"], r["w2"])

@@ -181,9 +181,10 @@ def plot_images(name: str, job_dirs: dict[str, Path], out: Path) -> None:
     title = (f"{name}: {r0['dataset']} 16², {r0['operator']}, σ_y={float(r0['sigma']):g} "
              f"({r0['sigma_space']} units)")
     patch = meta["config"]["image_metrics"].get("fd_patch")
+    grey = " grey" if meta["config"]["image_metrics"].get("fd_patch_grey") else ""
     xlabel = {"fd_pca": "perception: fd_pca, Fréchet distance in the top-8 PCA space of the "
                         "training digits (lower is better)",
-              "fd_patch": f"perception: fd_patch, Fréchet distance of {patch}×{patch} patches to the "
+              "fd_patch": f"perception: fd_patch, Fréchet distance of{grey} {patch}×{patch} patches to the "
                           "clean images (lower is better)"}.get(perception, f"perception: {perception}")
     ours = [float(r["mse"]) for r in rows if r["sampler"] == "ours"]
     _save(plot_dp_overlay(rows, title, label_of=_label, max_mse=2.0 * max(ours) if ours else None,

@@ -29,6 +29,10 @@ def plot_dp_overlay(rows: Sequence[dict], title: str, label_of=None,
     if off:
         lo = min(float(r["mse"]) for r in rows)
         ax.set_ylim(lo - 0.05 * (max_mse - lo), max_mse)
+        shown = [float(r[perception]) for r in rows if float(r["mse"]) <= max_mse]
+        if shown:
+            pad = 0.08 * (max(shown) - min(shown) or max(shown) or 1.0)
+            ax.set_xlim(min(shown) - pad, max(shown) + 4 * pad)  # room for the labels
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     fig.set_size_inches(6.4, 4.8)

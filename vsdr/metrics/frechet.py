@@ -16,6 +16,12 @@ def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: n
     return float(((mu1 - mu2) ** 2).sum() + np.trace(cov1 + cov2 - 2.0 * covmean))
 
 
+def feature_frechet(a: np.ndarray, b: np.ndarray) -> float:
+    """``frechet_distance`` between the Gaussian fits (mean, sample covariance) of the rows of
+    ``a`` and of ``b``."""
+    return frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+
+
 class PCAFrechet:
     """Fréchet distance in the top-``k`` PCA space of ``train`` images ``(N, C, H, W)``.
 
@@ -34,8 +40,7 @@ class PCAFrechet:
         return (x.detach().cpu().flatten(1).double().numpy() - self.mean) @ self.components.T
 
     def __call__(self, x_ref: Tensor, x: Tensor) -> float:
-        a, b = self.features(x_ref), self.features(x.clamp(-1, 1))
-        return frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+        return feature_frechet(self.features(x_ref), self.features(x.clamp(-1, 1)))
 
 
 class PatchFrechet:
@@ -63,8 +68,7 @@ class PatchFrechet:
         return cols.transpose(1, 2).reshape(-1, cols.shape[1]).numpy()
 
     def __call__(self, x_ref: Tensor, x: Tensor) -> float:
-        a, b = self.features(x_ref), self.features(x)
-        return frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+        return feature_frechet(self.features(x_ref), self.features(x))
 
 
 def chroma(x: Tensor) -> float:
@@ -74,4 +78,4 @@ def chroma(x: Tensor) -> float:
     return float((x - x.mean(1, keepdim=True)).abs().mean())
 
 
-__all__ = ["frechet_distance", "PCAFrechet", "PatchFrechet", "chroma"]
+__all__ = ["frechet_distance", "feature_frechet", "PCAFrechet", "PatchFrechet", "chroma"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from vsdr.models.score import split_learned_variance
+
 
 class PreconditionedEps(nn.Module):
     """``ε_θ(x_t, i) = (x_t − √ᾱ_i D(x_t, i)) / √(1 − ᾱ_i)`` with the denoiser
@@ -33,9 +35,7 @@ class PreconditionedEps(nn.Module):
         c_skip = sd2 / (s2 + sd2)
         c_out = s2.sqrt() * self.sigma_data / (s2 + sd2).sqrt()
         c_in = 1.0 / (s2 + sd2).sqrt()
-        out = self.net(c_in * x_tilde, t)
-        learned_variance = x.dim() > 2 and out.shape[1] == 2 * x.shape[1]
-        f, v = out.split(x.shape[1], dim=1) if learned_variance else (out, None)
+        f, v = split_learned_variance(self.net(c_in * x_tilde, t), x)
         eps = (x - ab.sqrt() * (c_skip * x_tilde + c_out * f)) / (1.0 - ab).sqrt()
         return eps if v is None else torch.cat([eps, v], dim=1)
 

@@ -16,6 +16,16 @@ from vsdr.diffusion.schedule import VPSchedule
 from vsdr.errors import ConfigError
 
 
+def split_learned_variance(out: Tensor, x: Tensor) -> tuple[Tensor, Tensor | None]:
+    """``(ε, v)`` of a network output ``out`` for input ``x``: a learned-variance network
+    (ADM's ``learn_sigma``) returns ``2C`` channels for ``C``-channel images, ``ε`` first and
+    the variance interpolation ``v ∈ [−1, 1]`` second; any other output is ``(out, None)``."""
+    if out.dim() == x.dim() and out.dim() > 2 and out.shape[1] == 2 * x.shape[1]:
+        eps, v = out.split(x.shape[1], dim=1)
+        return eps, v
+    return out, None
+
+
 class NetworkPrior:
     """An ε-prediction network as an unconditional score model. Counts network evaluations."""
 
@@ -37,10 +47,7 @@ class NetworkPrior:
         interpolation of a ``2C``-channel network (``None`` for a ``C``-channel one)."""
         self.nfe += 1
         t = torch.full((x.shape[0],), i, dtype=torch.long, device=x.device)
-        out = self.net(x, t)
-        if out.dim() == x.dim() and out.dim() > 2 and out.shape[1] == 2 * x.shape[1]:
-            return out[:, : x.shape[1]], out[:, x.shape[1]:]
-        return out, None
+        return split_learned_variance(self.net(x, t), x)
 
 
 def load_state_strict(net: nn.Module, path: str | Path, what: str = "model.ckpt") -> dict:

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from vsdr.diffusion.schedule import VPSchedule
+from vsdr.models.score import split_learned_variance
 from vsdr.training.vlb import vlb_variance_term
 
 
@@ -54,12 +55,11 @@ class ScoreMatchingModule(L.LightningModule):
         i, eps = i.to(x0.device), eps.to(x0)
         ab = self.alpha_bars[i].view(-1, *([1] * (x0.dim() - 1)))
         x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
-        out = self.net(x_t, i)
-        if out.dim() > 2 and out.shape[1] == 2 * x0.shape[1]:  # learned variance (ADM learn_sigma)
-            eps_hat, v = out.split(x0.shape[1], dim=1)
+        eps_hat, v = split_learned_variance(self.net(x_t, i), x0)
+        if v is not None:  # learned variance (ADM learn_sigma): guided-diffusion's L_vlb term
             vb = vlb_variance_term(eps, eps_hat, v, i, self.betas, self.alpha_bars)
             return (eps_hat - eps).pow(2).mean() + vb.mean() * T / 1000.0
-        return (out - eps).pow(2).mean()
+        return (eps_hat - eps).pow(2).mean()
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         loss = self.loss(batch)

@@ -29,8 +29,14 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q -m slow $(PYTEST_ARGS)
 
+# `make figures` makes every figure; `make figures images_small fig5` only those
 figures: $(STAMP)
-	$(PY) scripts/make_figures.py
+	$(PY) scripts/make_figures.py $(FIGURE_NAMES)
+
+ifeq (figures,$(firstword $(MAKECMDGOALS)))
+FIGURE_NAMES := $(wordlist 2,$(words $(MAKECMDGOALS)),$(MAKECMDGOALS))
+$(eval $(FIGURE_NAMES):;@:)
+endif
 
 lint: $(STAMP)
 	$(PY) -m ruff check vsdr tests scripts run.py

@@ -7,6 +7,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+import vsdr  # noqa: F401 - registers vsdr's config resolvers (conf/ uses ${vsdr.tuned_zeta:})
+
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:

@@ -18,16 +18,15 @@ from omegaconf import OmegaConf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vsdr.experiments.job import META_KEYS  # noqa: E402
+from vsdr.config import instantiate  # noqa: E402
+from vsdr.experiments.prior import MODEL_META  # noqa: E402
 
 
 def build_model(name: str) -> torch.nn.Module:
-    import hydra
-
     cfg = OmegaConf.load(ROOT / "conf" / "model" / f"{name}.yaml")
     node = {k: v for k, v in OmegaConf.to_container(cfg).items()
-            if k not in (*META_KEYS, "ckpt", "preconditioning")}
-    return hydra.utils.instantiate(node)
+            if k not in (*MODEL_META, "preconditioning")}
+    return instantiate(node, "model")
 
 
 def compare(net: torch.nn.Module, state: dict) -> dict:

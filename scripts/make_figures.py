@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,46 +24,20 @@ SIGMA = 0.75       # the default noise level (conf/noise/gaussian.yaml)
 SIGMA2 = 0.5       # the second level: no retraining of the score network
 
 
-#: ζ(λ) of ours, and of the interpolation's two end points (ours at λ = 0 and 1), per (data set,
-#: σ): `(lam, value)` breakpoints, linearly interpolated. Tuned by scripts/scan_zeta.py on a
-#: (λ, ζ) grid of the same 1,000 test points and checked on held-out ones (README, "ζ(λ) per data
-#: set and σ"); a setting not listed runs conf/sampler/ours.yaml's default, constant 0.2 (pinwheel
-#: at σ = 0.75 and at σ = 0.5: no table of the scan gave a lower monotone curve there).
-ZETA: dict[tuple[str, float], tuple[list[float], list[float]]] = {
-    ("scurve", SIGMA): ([0.0, 1.0], [0.25, 0.25]),
-    ("moons", SIGMA): ([0.0, 1.0], [0.2, 0.25]),
-}
-
-
-def zeta_overrides(dataset: str, sigma: float) -> list[str]:
-    """The `sampler.zeta=` override of ZETA for this setting ([] for the default table)."""
-    table = ZETA.get((dataset, sigma))
-    if table is None:
-        return []
-    lam, value = (",".join(f"{v:g}" for v in vs) for vs in table)
-    return [f"sampler.zeta={{lam:[{lam}],value:[{value}]}}"]
-
-
 def jobs_for(dataset: str, sigma: float = SIGMA) -> dict[str, list[str]]:
-    """The jobs of one DP plane: ours, PSCGAN-N, PSCGAN-σz, DPS, DiffPIR, interpolation."""
+    """The jobs of one DP plane: ours, PSCGAN-N, PSCGAN-σz, DPS, DiffPIR, interpolation (ours and
+    the interpolation run the ζ(λ) tuned for the data set and σ, conf/tuned/)."""
     base = [f"dataset={dataset}", f"noise.sigma={sigma}"]
-    zeta = zeta_overrides(dataset, sigma)
-    return {f"{dataset}-{sigma}-{e}": [f"experiment={e}", *base,
-                                       *(zeta if e in ("ours_lam", "interp_s") else [])]
+    return {f"{dataset}-{sigma}-{e}": [f"experiment={e}", *base]
             for e in ("ours_lam", "pscgan_n", "pscgan_sigmaz", "dps_zeta", "diffpir_lambda", "interp_s")}
 
 
 def robustness_jobs(dataset: str = "pinwheel") -> dict[str, list[str]]:
-    """At SIGMA2: ours (same network; with ζ(λ) of ZETA for SIGMA2 and, when that differs, also
-    with the one of SIGMA), PSCGAN trained at SIGMA applied there, and PSCGAN retrained at SIGMA2
-    (the reference it would need)."""
+    """At SIGMA2: ours (same network, the ζ(λ) tuned for SIGMA2), PSCGAN trained at SIGMA
+    applied there, and PSCGAN retrained at SIGMA2 (the reference it would need)."""
     base = [f"dataset={dataset}", f"noise.sigma={SIGMA2}"]
-    jobs = {f"{dataset}-{SIGMA2}-ours_lam": ["experiment=ours_lam", *base, *zeta_overrides(dataset, SIGMA2)]}
-    if zeta_overrides(dataset, SIGMA2) != zeta_overrides(dataset, SIGMA):
-        jobs[f"{dataset}-{SIGMA2}-ours_lam-zeta{SIGMA}"] = ["experiment=ours_lam", *base,
-                                                            *zeta_overrides(dataset, SIGMA)]
     return {
-        **jobs,
+        f"{dataset}-{SIGMA2}-ours_lam": ["experiment=ours_lam", *base],
         f"{dataset}-{SIGMA2}-pscgan_n-trained{SIGMA}": ["experiment=pscgan_n", *base,
                                                         f"sampler.gan.train_sigma={SIGMA}"],
         f"{dataset}-{SIGMA2}-pscgan_sigmaz-trained{SIGMA}": ["experiment=pscgan_sigmaz", *base,
@@ -85,7 +59,6 @@ class Figure:
     doc: str
     jobs: dict[str, list[str]]
     plot: Callable[[str, dict[str, Path], Path], None]
-    extra: dict = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------- plot functions
@@ -110,14 +83,15 @@ def _rows(job_dirs: dict[str, Path]) -> list[dict]:
 
 
 def _label(r: dict) -> str:
-    """Legend name: PSCGAN says at which σ it was trained when that is not the data's σ."""
+    """Legend name: the sampler's declared label and its knob; PSCGAN says at which σ it was
+    trained when that is not the data's σ."""
+    from vsdr.samplers import knob_symbol, sampler_label
+
+    name = sampler_label(r["sampler"])
     if r["sampler"] == "pscgan":
-        name = "PSCGAN-N" if r["knob"] == "N" else "PSCGAN-σz"
+        name = f"{name}-{knob_symbol(r['knob'])}"
         return f"{name} (trained at σ={SIGMA:g})" if "trained" in r["job"] else name
-    if r["sampler"] == "ours" and f"zeta{SIGMA}" in r["job"]:
-        return f"ours (ζ(λ) tuned at σ={SIGMA:g})"
-    return {"ours": "ours", "dps": "DPS (λ=1)", "diffpir": "DiffPIR", "interp": "interp. λ=0↔1"}.get(
-        r["sampler"], r["sampler"])
+    return name
 
 
 def plot_dp(name: str, job_dirs: dict[str, Path], out: Path) -> None:
@@ -153,25 +127,25 @@ def plot_points_and_dp(name: str, job_dirs: dict[str, Path], out: Path) -> None:
     plot_dp(f"{name}_dp", job_dirs, out)
 
 
-def image_jobs(operator: str = "gaussian_blur") -> dict[str, list[str]]:
+def image_jobs(operator: str = "gaussian_blur_small") -> dict[str, list[str]]:
     """images_small (digits 16²) on one operator: ours over λ, DPS over ζ, DiffPIR over λ_D."""
-    extra = [f"operator={operator}"] if operator != "gaussian_blur" else []
+    extra = [f"operator={operator}"] if operator != "gaussian_blur_small" else []
     return {f"digits-{operator}-{e}": [f"experiment={e}", *extra]
             for e in ("images_small", "images_small_dps", "images_small_diffpir")}
 
 
 def plot_images(name: str, job_dirs: dict[str, Path], out: Path) -> None:
     """Fig. 7 at CPU scale: the DP plane (MSE of [0, 1] images against the perception measure
-    of the jobs, fd_pca by default) and one image grid: clean, measurement, ours for every λ,
+    the jobs chose, image_eval.perception) and one image grid: clean, measurement, ours for every λ,
     and DPS and DiffPIR each at its lowest-MSE knob value."""
     import json
 
     import torch
 
     from vsdr.experiments.writer import write_csv
-    from vsdr.plotting.dp import KNOB_SYMBOL
     from vsdr.plotting.figures import plot_dp_overlay
     from vsdr.plotting.images import plot_image_columns
+    from vsdr.samplers import knob_symbol, sampler_label
 
     rows = _rows(job_dirs)
     write_csv(out / "dp_points.csv", rows)
@@ -180,8 +154,8 @@ def plot_images(name: str, job_dirs: dict[str, Path], out: Path) -> None:
     r0 = rows[0]
     title = (f"{name}: {r0['dataset']} 16², {r0['operator']}, σ_y={float(r0['sigma']):g} "
              f"({r0['sigma_space']} units)")
-    patch = meta["config"]["image_metrics"].get("fd_patch")
-    grey = " grey" if meta["config"]["image_metrics"].get("fd_patch_grey") else ""
+    patch = meta["config"]["image_eval"].get("fd_patch")
+    grey = " grey" if meta["config"]["image_eval"].get("fd_patch_grey") else ""
     xlabel = {"fd_pca": "perception: fd_pca, Fréchet distance in the top-8 PCA space of the "
                         "training digits (lower is better)",
               "fd_patch": f"perception: fd_patch, Fréchet distance of{grey} {patch}×{patch} patches to the "
@@ -195,7 +169,7 @@ def plot_images(name: str, job_dirs: dict[str, Path], out: Path) -> None:
         z = np.load(d / "samples.npz")
         x0, y = (z["x0"], z["y"]) if x0 is None else (x0, y)
         knob = str(z["knob"])
-        sym = KNOB_SYMBOL.get(knob, knob)
+        sym = knob_symbol(knob)
         job_rows = [r for r in rows if r["job"] == key]
         sampler = job_rows[0]["sampler"]
         if sampler == "ours":
@@ -203,7 +177,7 @@ def plot_images(name: str, job_dirs: dict[str, Path], out: Path) -> None:
         else:
             best = min(job_rows, key=lambda r: float(r["mse"]))
             picks = [int(np.argmin(np.abs(z["values"] - float(best["value"]))))]
-        prefix = "" if sampler == "ours" else ("DPS " if sampler == "dps" else "DiffPIR ")
+        prefix = "" if sampler == "ours" else f"{sampler_label(sampler).split(' (')[0]} "
         columns += [(f"{prefix}{sym}={float(z['values'][k]):g}", torch.from_numpy(z["samples"][k]))
                     for k in picks]
     fig = plot_image_columns(torch.from_numpy(x0), torch.from_numpy(y), columns, rows=6,
@@ -232,9 +206,9 @@ FIGURES: dict[str, str | Figure] = {
                          f"trained at σ={SIGMA:g} (and retrained at σ={SIGMA2:g})",
                          robustness_jobs("pinwheel"), plot_dp),
     "images_small": Figure("Fig. 7 at CPU scale: digits 16², Gaussian deblur: ours over λ, DPS, "
-                           "DiffPIR (DP plane, image grid)", image_jobs("gaussian_blur"), plot_images),
+                           "DiffPIR (DP plane, image grid)", image_jobs("gaussian_blur_small"), plot_images),
     "images_small_sr": Figure("Fig. 7 at CPU scale: digits 16², ×4 super-resolution: ours over λ, "
-                              "DPS, DiffPIR", image_jobs("super_resolution"), plot_images),
+                              "DPS, DiffPIR", image_jobs("super_resolution_x4"), plot_images),
 }
 
 

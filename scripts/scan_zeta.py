@@ -1,5 +1,5 @@
 """Scan the DPS weight ζ of our sampler over a (λ, ζ) grid on one 2D setting: the measurements
-behind the per-setting ζ(λ) tables (README, "ζ(λ) on 2D data").
+behind the per-setting ζ(λ) tables of conf/tuned/ (docs/RESULTS.md, "ζ(λ) per data set and σ").
 
 Every (λ, ζ) pair is one row of a single batch through the same cached score network, the same
 1,000 test points and the same per-point seeds as `run.py dataset=D noise.sigma=S lam=[λ]
@@ -26,9 +26,8 @@ sys.path.insert(0, str(ROOT))
 def main() -> int:
     from hydra import compose, initialize_config_dir
 
-    from vsdr.diffusion.schedule import VPSchedule
-    from vsdr.experiments.job import _instantiate, evaluate, make_measurements, sample_all
-    from vsdr.experiments.prior import load_or_train_prior
+    from vsdr.experiments.build import build_job, build_score_model
+    from vsdr.experiments.job import sample_all
     from vsdr.experiments.writer import write_csv
     from vsdr.models.invariant import make_batch_invariant
 
@@ -47,24 +46,23 @@ def main() -> int:
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=["sampler=ours", "progress=false", "logger=none",
                                            *args.overrides])
-    torch.manual_seed(int(cfg.seed))
     pairs = [(lam, z) for z in zetas for lam in lams]
     for t in tables:
         pairs += [(lam, round(float(np.interp(lam, [a for a, _ in t], [b for _, b in t])), 6))
                   for lam in lams]
     pairs = list(dict.fromkeys(pairs))
-    dataset, operator = _instantiate(cfg.dataset), _instantiate(cfg.operator)
-    schedule = VPSchedule.linear(int(cfg.diffusion.T), float(cfg.diffusion.beta_start),
-                                 float(cfg.diffusion.beta_end))
-    model, _ = load_or_train_prior(cfg, schedule, dataset, None, torch.device("cpu"))
+    parts = build_job(cfg)
+    seed = int(cfg.seed)
+    torch.manual_seed(seed)
+    model, _ = build_score_model(cfg, parts, None)
     model = make_batch_invariant(model, cfg.data.get("net_batch"))
-    sampler = _instantiate(cfg.sampler, progress=False)
+    sampler, task = parts.sampler, parts.task
     table = sampler.zeta
 
     class PairSampler:
         """Knob value k is the index of the pair (λ_k, ζ_k)."""
 
-        def __call__(self, model, y, operator, sigma_y, knob, seeds, schedule):
+        def __call__(self, model, y, operator, sigma_y, knob, seeds, schedule, keep_trajectory=False):
             k = torch.as_tensor(knob).long()
             lam = torch.tensor([pairs[i][0] for i in k.tolist()], dtype=torch.float64)
             zeta = torch.tensor([pairs[i][1] for i in k.tolist()], dtype=torch.float64)
@@ -74,11 +72,11 @@ def main() -> int:
             finally:
                 sampler.zeta = table
 
-    x0, y = make_measurements(cfg, dataset, operator)
+    test = task.test_set(seed)
     values = list(range(len(pairs)))
-    recon, _, seconds = sample_all(cfg, PairSampler(), model, x0, y, operator, values, schedule,
-                                   torch.device("cpu"))
-    rows = evaluate(cfg, x0, recon, values, 0)
+    recon, _, seconds = sample_all(PairSampler(), model, test.y, task.operator, task.sigma_y, values,
+                                   parts.schedule, torch.device("cpu"), seed)
+    rows = task.evaluate(test, recon, values, seed)
     out_rows = [{"dataset": cfg.dataset.name, "sigma": float(cfg.noise.sigma), "lam": lam,
                  "zeta": z, "mse": r["mse"], "w2": r["w2"]} for (lam, z), r in zip(pairs, rows)]
     name = f"zeta-{cfg.dataset.name}-{float(cfg.noise.sigma):g}.csv"

@@ -11,6 +11,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
+import vsdr  # noqa: F401 - registers vsdr's config resolvers before any composition
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 

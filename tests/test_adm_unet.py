@@ -13,13 +13,15 @@ from vsdr.models.adm_unet import QKVAttentionLegacy
 
 
 def _instantiate(name: str) -> ADMUNet:
-    import hydra
     from omegaconf import OmegaConf
+
+    from vsdr.config import instantiate
+    from vsdr.experiments.prior import MODEL_META
 
     cfg = compose_cfg([f"model={name}"])
     node = {k: v for k, v in OmegaConf.to_container(cfg.model).items()
-            if k not in ("name", "ckpt", "preconditioning")}
-    return hydra.utils.instantiate(node)
+            if k not in (*MODEL_META, "preconditioning")}
+    return instantiate(node, "model")
 
 
 def _tiny(**kw) -> ADMUNet:

@@ -12,13 +12,13 @@ from conftest import compose_cfg
 from vsdr.data.analytic import GaussianData, GaussianMixture, MixtureData, posterior, select
 from vsdr.diffusion import VPSchedule, per_sample_seeds
 from vsdr.errors import ConfigError
-from vsdr.experiments.analytic import optimal_mse
 from vsdr.experiments.job import run_job
 from vsdr.metrics import empirical_w2, gaussian_w2
 from vsdr.metrics.kl import kl_to_density
 from vsdr.models.exact import ExactPosterior, ExactPrior
 from vsdr.operators import Identity, MatrixOperator
 from vsdr.samplers import VarianceScaledSampler
+from vsdr.tasks.analytic import optimal_mse
 
 DT = torch.float64
 

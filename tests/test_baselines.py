@@ -164,7 +164,7 @@ def test_diffpir_first_step_by_hand_and_nfe():
             return torch.zeros_like(x)
 
     y = torch.tensor([[1.0, -1.0]])
-    sampler = DiffPIRSampler(lambda_d=2.0, zeta_d=0.0, steps=2, sweep="zeta_d", progress=False)
+    sampler = DiffPIRSampler(lambda_d=2.0, zeta_d=0.0, steps=2, knob="zeta_d", progress=False)
     model = ZeroEps()
     out = sampler(model, y, Identity(), 0.3, [0.0], [7], schedule)
     from vsdr.diffusion.noise import PerSampleNoise
@@ -223,7 +223,7 @@ def test_pscgan_penalty_drives_the_sample_mean_to_the_mmse():
     y = torch.randn(500, 2, generator=torch.Generator().manual_seed(5)) * (1 + sigma**2) ** 0.5
     mmse = y / (1 + sigma**2)
     model = ConditionalGenerator(g)
-    sampler = PSCGANSampler(sweep="N", progress=False)
+    sampler = PSCGANSampler(knob="N")
     x64 = sampler(model, y, Identity(), sigma, [64] * 500, list(range(500))).samples
     err = (x64 - mmse).pow(2).sum(1).mean().item()
     # posterior variance tr Σ = 2 · σ²/(1 + σ²) = 1: the mean is within a small fraction of it
@@ -292,7 +292,7 @@ def test_pscgan_n_mse_falls_as_n_grows():
     model = ConditionalGenerator(Exact())
     Ns = [1, 2, 4, 16, 64]
     knob = torch.tensor(Ns, dtype=torch.float64).repeat_interleave(n)
-    res = PSCGANSampler(sweep="N")(model, y.repeat(len(Ns), 1), Identity(), 1.0, knob,
+    res = PSCGANSampler(knob="N")(model, y.repeat(len(Ns), 1), Identity(), 1.0, knob,
                                    list(range(n)) * len(Ns))
     mses = [(res.samples[k * n:(k + 1) * n] - x0).pow(2).sum(1).mean().item() for k in range(len(Ns))]
     assert all(a > b for a, b in zip(mses, mses[1:])), mses
@@ -300,13 +300,13 @@ def test_pscgan_n_mse_falls_as_n_grows():
         assert m == pytest.approx(1.0 + 2.0 / N, rel=0.08), (N, m)
     assert res.nfe == 1
     # σ_z sweep: σ_z = 0 is G(y, 0) = the MMSE exactly
-    r0 = PSCGANSampler(sweep="sigma_z")(model, y[:5], Identity(), 1.0, [0.0] * 5, list(range(5)))
+    r0 = PSCGANSampler(knob="sigma_z")(model, y[:5], Identity(), 1.0, [0.0] * 5, list(range(5)))
     assert torch.allclose(r0.samples, y[:5] / 2)
     # batch independence: sample 3 alone = sample 3 in the batch
-    alone = PSCGANSampler(sweep="N")(model, y[3:4], Identity(), 1.0, [4], [3]).samples
+    alone = PSCGANSampler(knob="N")(model, y[3:4], Identity(), 1.0, [4], [3]).samples
     assert torch.allclose(alone[0], res.samples[2 * n + 3])
     with pytest.raises(ValueError, match="whole numbers"):
-        PSCGANSampler(sweep="N")(model, y[:1], Identity(), 1.0, [0.5], [0])
+        PSCGANSampler(knob="N")(model, y[:1], Identity(), 1.0, [0.5], [0])
 
 
 # ---------------------------------------------------------------- jobs end to end
@@ -345,8 +345,8 @@ def test_every_figure_job_composes():
 
     from conftest import ROOT
 
-    from vsdr.experiments.job import knob_values
-    from vsdr.experiments.validate import validate_config
+    from vsdr.experiments.build import knob_values
+    from vsdr.experiments.validate import sampler_class, validate_config
     spec = importlib.util.spec_from_file_location("make_figures", ROOT / "scripts" / "make_figures.py")
     mf = importlib.util.module_from_spec(spec)
     sys.modules["make_figures"] = mf       # its dataclass needs the module registered
@@ -365,13 +365,13 @@ def test_every_figure_job_composes():
             cfg = compose(config_name="config", overrides=overrides)
             validate_config(cfg)
             assert len(knob_values(cfg)) >= 2, key
-            if cfg.sampler.name == "pscgan":
-                assert cfg.sampler.sweep == cfg.sampler.knob
+            assert cfg.sampler.get("knob") in [k.name for k in sampler_class(cfg.sampler).knobs]
 
 
 def test_figure_jobs_carry_the_tuned_zeta():
-    """Figs. 9-10 run ours and the interpolation with the ζ(λ) of make_figures.ZETA for their
-    setting; a setting without an entry (pinwheel) runs conf/sampler/ours.yaml's default."""
+    """Ours and the interpolation run the ζ(λ) tuned for their data set and σ (conf/tuned/), in
+    the figure jobs and in a plain `run.py dataset=...`; a setting without an entry (pinwheel)
+    runs the default table."""
     import importlib.util
 
     from conftest import ROOT
@@ -380,14 +380,22 @@ def test_figure_jobs_carry_the_tuned_zeta():
     mf = importlib.util.module_from_spec(spec)
     sys.modules["make_figures"] = mf
     spec.loader.exec_module(mf)
-    for (dataset, sigma), (lam, value) in mf.ZETA.items():
+    tuned = compose_cfg([]).tuned.zeta
+    settings = [(d, float(s)) for d in tuned if d != "default" for s in tuned[d]]
+    assert ("scurve", 0.75) in settings and ("moons", 0.75) in settings
+    for dataset, sigma in settings:
+        table = tuned[dataset][f"{sigma:g}"]
         jobs = mf.jobs_for(dataset, sigma)
-        for e in ("ours_lam", "interp_s"):
-            cfg = compose_cfg(jobs[f"{dataset}-{sigma}-{e}"])
-            assert list(cfg.sampler.zeta.lam) == lam and list(cfg.sampler.zeta.value) == value
-    assert ("pinwheel", mf.SIGMA) not in mf.ZETA
+        for cfg in [compose_cfg(jobs[f"{dataset}-{sigma}-{e}"]) for e in ("ours_lam", "interp_s")] + \
+                [compose_cfg([f"dataset={dataset}", f"noise.sigma={sigma}"])]:
+            assert list(cfg.sampler.zeta.lam) == list(table.lam)
+            assert list(cfg.sampler.zeta.value) == list(table.value)
+    assert "pinwheel" not in tuned
     cfg = compose_cfg(mf.jobs_for("pinwheel")["pinwheel-0.75-ours_lam"])
     assert list(cfg.sampler.zeta.value) == [0.2, 0.2]
+    assert list(compose_cfg(["dataset=scurve", "noise.sigma=0.5"]).sampler.zeta.value) == [0.2, 0.2]
+    own = compose_cfg(["dataset=scurve", "sampler.zeta={lam:[0,1],value:[1,1]}"])
+    assert list(own.sampler.zeta.value) == [1, 1]
 
 
 def test_scan_zeta_rows_equal_the_jobs(tmp_path, cache_dir):

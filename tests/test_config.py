@@ -5,7 +5,10 @@ import pytest
 from conftest import CONF, compose_cfg
 from omegaconf import OmegaConf
 
-GROUPS = ["dataset", "operator", "noise", "sampler", "model", "score", "trainer", "logger", "experiment"]
+from vsdr.experiments.validate import sampler_class
+
+GROUPS = ["dataset", "operator", "noise", "sampler", "model", "score", "trainer", "logger", "tuned",
+          "experiment"]
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
 
 
@@ -38,5 +41,5 @@ def test_defaults():
     cfg = compose_cfg()
     assert cfg.dataset.name == "pinwheel"
     assert cfg.operator.name == "identity"
-    assert cfg.sampler.name == "ours"
+    assert sampler_class(cfg.sampler).name == "ours"
     assert list(cfg.lam)[0] == 0.0 and list(cfg.lam)[-1] == 1.0

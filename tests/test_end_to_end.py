@@ -9,7 +9,10 @@ import math
 import numpy as np
 from conftest import FAST, compose_cfg, run_cli
 
-from vsdr.experiments.job import COLUMNS, run_job
+from vsdr.experiments.job import run_job
+from vsdr.tasks.points import PointCloudTask
+
+COLUMNS = PointCloudTask.columns
 
 
 def read_csv(path):

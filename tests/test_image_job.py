@@ -7,27 +7,29 @@ import csv
 import json
 import math
 
+import hydra
 import numpy as np
 import pytest
 import torch
 from conftest import compose_cfg
-from omegaconf import OmegaConf
 
 from vsdr.data.digits import digits_images, write_digits_folders
-from vsdr.data.images import ImageTrainSet, list_images, save_images
+from vsdr.data.images import ImageDataset, ImageTrainSet, list_images, save_images
 from vsdr.diffusion import VPSchedule, per_sample_seeds
 from vsdr.errors import ConfigError
-from vsdr.experiments.image_job import measure, sigma_in_pm1
 from vsdr.experiments.job import run_job
+from vsdr.experiments.validate import sampler_class
 from vsdr.metrics.frechet import PatchFrechet, PCAFrechet, chroma, frechet_distance
 from vsdr.models import ADMUNet, NetworkPrior
 from vsdr.operators import GaussianBlur, SuperResolution
 from vsdr.samplers import DiffPIRSampler, DPSSampler, VarianceScaledSampler
+from vsdr.tasks.images import measure, sigma_in_pm1
 from vsdr.training.vlb import vlb_variance_term
 
-TINY = ["experiment=images_small", "~dataset.generate", "model.channel_mult=[1,2]",
+TINY = ["experiment=images_small", "dataset.generate=null", "model.channel_mult=[1,2]",
         "diffusion.T=10", "trainer.max_steps=3", "train.batch_size=4", "data.n_train=6",
-        "data.limit=4", "lam=[0,1]", "image_metrics.fid=true", "logger=none", "progress=false"]
+        "data.limit=4", "lam=[0,1]", "image_metrics.fid=true", "logger=none", "progress=false",
+        "data.net_batch=8"]
 
 
 def write_blobs(folder, n, seed):
@@ -89,10 +91,10 @@ def test_image_job_needs_a_folder(tmp_path, cache_dir):
 
 
 def test_sigma_units():
-    assert sigma_in_pm1(OmegaConf.create({"sigma": 0.05, "space": "[-1,1]"})) == 0.05
-    assert sigma_in_pm1(OmegaConf.create({"sigma": 0.05, "space": "[0, 1]"})) == 0.1
+    assert sigma_in_pm1(0.05, "[-1,1]") == 0.05
+    assert sigma_in_pm1(0.05, "[0, 1]") == 0.1
     with pytest.raises(ConfigError, match="noise.space"):
-        sigma_in_pm1(OmegaConf.create({"sigma": 0.05, "space": "pixels"}))
+        sigma_in_pm1(0.05, "pixels")
 
 
 def test_measurement_noise_is_per_image():
@@ -205,7 +207,7 @@ def test_baselines_on_images_batch_two_equals_two_batches_of_one(which, operator
         s = DPSSampler(variance="learned", clip=[-1, 1], progress=False)
         knob = [0.3, 1.0]
     else:
-        s = DiffPIRSampler(sweep="lambda_d", steps=6, clip=[-1, 1], progress=False)
+        s = DiffPIRSampler(knob="lambda_d", steps=6, clip=[-1, 1], progress=False)
         knob = [1.0, 7.0]
     both = s(prior, y, operator, 0.05, knob, seeds, schedule)
     one = s(prior, y[:1], operator, 0.05, knob[:1], seeds[:1], schedule).samples
@@ -236,8 +238,9 @@ def test_images_small_composes_for_both_operators():
     blur = compose_cfg(["experiment=images_small"])
     assert blur.operator.name == "gaussian_blur" and blur.operator.kernel_size == 9
     assert blur.sampler.variance == "learned" and blur.sampler.clip_x0 is True
-    assert blur.dataset.kind == "images" and blur.noise.space == "[-1,1]"
-    sr = compose_cfg(["experiment=images_small", "operator=super_resolution"])
+    assert issubclass(hydra.utils.get_class(blur.dataset._target_), ImageDataset)
+    assert blur.noise.space == "[-1,1]"
+    sr = compose_cfg(["experiment=images_small", "operator=super_resolution_x4"])
     assert sr.operator.name == "super_resolution" and sr.operator.scale == 4
     from scripts.make_figures import FIGURES
 
@@ -248,7 +251,8 @@ def test_images_small_composes_for_both_operators():
         for overrides in jobs.values():
             cfg = compose_cfg(overrides)
             assert cfg.operator.name == operator and cfg.dataset.name == "digits"
-            samplers.add(cfg.sampler.name)
-            if cfg.sampler.name != "ours":  # the baselines keep DPS's image conventions
+            name = sampler_class(cfg.sampler).name
+            samplers.add(name)
+            if name != "ours":  # the baselines keep DPS's image conventions
                 assert list(cfg.sampler.clip) == [-1.0, 1.0] and "zeta" not in cfg.sampler
         assert samplers == {"ours", "dps", "diffpir"}

@@ -1,5 +1,5 @@
-"""Data sets: 2D point clouds and folders of images (and, later, analytic data)."""
-from vsdr.data.images import ImageFolder
+"""Data sets: 2D point clouds, data with a closed-form posterior, images in folders."""
+from vsdr.data.images import ImageDataset, ImageFolder
 from vsdr.data.toy2d import Moons, Pinwheel, PointDataset, SCurve
 
-__all__ = ["PointDataset", "Pinwheel", "SCurve", "Moons", "ImageFolder"]
+__all__ = ["PointDataset", "Pinwheel", "SCurve", "Moons", "ImageFolder", "ImageDataset"]

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vsdr.data.images import list_images, save_images
+from vsdr.data.images import ImageDataset, _absolute, list_images, save_images
 
 
 def digits_images(image_size: int = 16) -> torch.Tensor:
@@ -36,3 +36,23 @@ def write_digits_folders(root: str | Path, image_size: int = 16, n_test: int = 2
             continue
         save_images(imgs, folder)
     return root
+
+
+class DigitsImages(ImageDataset):
+    """The digits as an ``ImageDataset``: written by ``write_digits_folders`` into ``generate``
+    (``generate/train`` and ``generate/test``) on first use; ``generate=None`` reads ``root`` and
+    ``train_root`` as they are."""
+
+    def __init__(self, root: str | Path | None = None, train_root: str | Path | None = None,
+                 image_size: int = 16, limit: int | None = None, name: str = "digits",
+                 generate: str | Path | None = None, n_test: int = 297):
+        super().__init__(root, train_root, image_size, limit, name)
+        self.generate, self.n_test = generate, int(n_test)
+
+    def prepare(self) -> None:
+        if self.generate:
+            write_digits_folders(_absolute(self.generate), self.image_size, self.n_test)
+
+    def test_images(self, limit: int | None = None) -> torch.Tensor:
+        self.prepare()
+        return super().test_images(limit)

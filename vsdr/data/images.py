@@ -65,10 +65,7 @@ class ImageFolder:
 
     name = "images"
 
-    def __init__(self, root: str | Path, image_size: int = 256, limit: int | None = None,
-                 name: str | None = None, **_: object):
-        if name is not None:
-            self.name = name
+    def __init__(self, root: str | Path, image_size: int = 256, limit: int | None = None):
         self.root, self.image_size = Path(root), int(image_size)
         files = list_images(self.root)
         if not files:
@@ -102,3 +99,41 @@ class ImageTrainSet:
 
     def sample(self, n: int, seed: int = 0) -> Tensor:
         return self.folder.load(min(int(n), len(self.folder)))
+
+
+def _absolute(path: str | Path) -> Path:
+    """``path`` against the directory the command was started in (Hydra changes none here,
+    but a relative ``dataset.root`` must not depend on the job's output dir)."""
+    from hydra.utils import to_absolute_path
+
+    return Path(to_absolute_path(str(path)))
+
+
+class ImageDataset:
+    """An image data set in folders: the test images in ``root``, the score network's training
+    images in ``train_root`` (optional: without it a checkpoint must be given), each
+    ``image_size²``; ``limit``: the first ``limit`` test images (all when ``None``).
+
+    Another image source (a file archive, a data set library) subclasses this and overrides
+    ``test_images`` and ``training_set``; ``prepare`` may write data on first use."""
+
+    def __init__(self, root: str | Path | None = None, train_root: str | Path | None = None,
+                 image_size: int = 256, limit: int | None = None, name: str = "images"):
+        self.root = _absolute(root) if root else None
+        self.train_root = _absolute(train_root) if train_root else None
+        self.image_size, self.limit, self.name = int(image_size), limit, name
+
+    def prepare(self) -> None:
+        """Make the data available (nothing to do for folders that exist)."""
+
+    def test_images(self, limit: int | None = None) -> Tensor:
+        """The first ``limit`` (else ``self.limit``, else all) test images, ``(n, 3, S, S)``."""
+        if self.root is None:
+            raise ConfigError(f"dataset={self.name} needs dataset.root=FOLDER of PNG/JPEG images")
+        limit = limit if limit is not None else self.limit
+        return ImageFolder(self.root, self.image_size, limit=limit).load()
+
+    def training_set(self) -> ImageTrainSet | None:
+        """The training images (``sample(n, seed)``), or ``None`` without ``train_root``."""
+        self.prepare()
+        return ImageTrainSet(self.train_root, self.image_size) if self.train_root else None

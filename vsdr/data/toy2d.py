@@ -12,7 +12,7 @@ class PointDataset:
     name = "points"
     dim = 2
 
-    def __init__(self, name: str | None = None, **_: object):
+    def __init__(self, name: str | None = None):
         if name is not None:
             self.name = name
 

@@ -10,6 +10,7 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from vsdr.config import instantiate
 from vsdr.diffusion.schedule import VPSchedule
 from vsdr.experiments.hashing import config_hash
 from vsdr.experiments.writer import atomic_write
@@ -19,11 +20,16 @@ from vsdr.training.score_module import RandomBatches, ScoreMatchingModule
 
 log = logging.getLogger(__name__)
 
+#: keys of ``model=`` that are not the network's constructor arguments and do not change the
+#: trained weights: where to load them from, and how many rows one network call takes
+MODEL_META = ("ckpt", "net_batch")
+
 
 def training_key(cfg: DictConfig) -> dict:
     """Everything that determines the trained weights (and nothing else)."""
     model = OmegaConf.to_container(cfg.model, resolve=True)
-    model.pop("ckpt", None)
+    for k in MODEL_META:
+        model.pop(k, None)
     key = {
         "dataset": OmegaConf.to_container(cfg.dataset, resolve=True),
         "n_train": int(cfg.data.n_train),
@@ -41,10 +47,10 @@ def build_network(cfg: DictConfig, schedule: VPSchedule) -> torch.nn.Module:
     """The ε-network of ``model=``, wrapped in ``PreconditionedEps`` when
     ``model.preconditioning`` is set."""
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    for key in ("ckpt", "name"):
-        model_cfg.pop(key, None)
+    for k in MODEL_META:
+        model_cfg.pop(k, None)
     precond = model_cfg.pop("preconditioning", None)
-    net = hydra.utils.instantiate(model_cfg)
+    net = instantiate(model_cfg, "model")
     if precond:
         net = PreconditionedEps(net, schedule.alpha_bars, sigma_data=precond["sigma_data"])
     return net

@@ -12,6 +12,7 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from vsdr.config import check_arguments
 from vsdr.errors import ConfigError
 from vsdr.experiments.hashing import config_hash
 from vsdr.experiments.writer import atomic_write
@@ -51,6 +52,8 @@ def gan_cache_path(cfg: DictConfig) -> Path:
 def build_gan(cfg: DictConfig) -> tuple[GeneratorMLP, CriticMLP]:
     g = OmegaConf.to_container(cfg.sampler.gan.generator, resolve=True)
     d = OmegaConf.to_container(cfg.sampler.gan.critic, resolve=True)
+    check_arguments(GeneratorMLP, g, "sampler.gan.generator")
+    check_arguments(CriticMLP, d, "sampler.gan.critic")
     return GeneratorMLP(**g), CriticMLP(**d)
 
 

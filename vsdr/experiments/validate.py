@@ -1,27 +1,26 @@
 """Checks that run before any compute: each failure is one sentence naming the value and
-what would fit."""
+what would fit. Sampler knobs are checked against what the sampler class declares
+(``vsdr.samplers.base.Sampler.knobs``)."""
 from __future__ import annotations
 
 import math
 
 from omegaconf import DictConfig, ListConfig
 
+from vsdr.config import target_of
 from vsdr.errors import ConfigError
+from vsdr.samplers.base import Knob, Sampler
 
 KNOWN_DEVICES = ("cpu", "cuda", "auto")
 
-#: each sampler's knobs (``sampler.knob``), by ``sampler.name``
-SAMPLER_KNOBS = {"ours": ("lam",), "interp": ("s",), "dps": ("zeta",),
-                 "diffpir": ("lambda_d", "zeta_d"), "pscgan": ("N", "sigma_z")}
-#: knob -> (low, high, whole numbers only, the allowed range in words, what the knob is)
-KNOB_RANGES = {
-    "s": (0.0, 1.0, False, "lie in [0, 1]", "the interpolation weight between ours at λ = 0 and at λ = 1"),
-    "zeta": (0.0, math.inf, False, "be finite and >= 0", "DPS's step size ζ (0 is unconditional)"),
-    "lambda_d": (0.0, math.inf, False, "be finite and >= 0", "DiffPIR's data weight λ_D"),
-    "zeta_d": (0.0, 1.0, False, "lie in [0, 1]", "DiffPIR's mix of implied and fresh noise ζ_D"),
-    "N": (1.0, math.inf, True, "be a whole number >= 1", "how many generator samples PSCGAN averages"),
-    "sigma_z": (0.0, math.inf, False, "be finite and >= 0", "the scale σ_z of PSCGAN's injected noise"),
-}
+
+def sampler_class(node: DictConfig) -> type[Sampler]:
+    """The ``Sampler`` subclass that ``sampler._target_`` names."""
+    cls = target_of(node, "sampler")
+    if not (isinstance(cls, type) and issubclass(cls, Sampler)):
+        raise ConfigError(f"sampler._target_={node.get('_target_')} is not a vsdr Sampler class "
+                          "(vsdr.samplers.base.Sampler)")
+    return cls
 
 
 def lam_values(lam) -> list[float]:
@@ -52,13 +51,12 @@ def _number(key: str, v, hint: str = "") -> float:
     return x
 
 
-def _check_knob_value(key: str, knob: str, v) -> None:
-    """``v`` (from ``sampler.values`` or the fixed ``sampler.<knob>``) against ``KNOB_RANGES``."""
-    lo, hi, whole, allowed, what = KNOB_RANGES[knob]
-    x = _number(key, v, f": {knob} must {allowed}")
-    if not lo <= x <= hi or math.isinf(x) or (whole and x != math.floor(x)):
-        where = f"{key} has {knob}={x:g}" if key == "sampler.values" else f"{key}={x:g}"
-        raise ConfigError(f"{where}, but {knob} must {allowed}: it is {what}")
+def _check_knob_value(key: str, knob: Knob, v) -> None:
+    """``v`` (from ``sampler.values`` or the fixed ``sampler.<knob>``) against ``knob``'s range."""
+    x = _number(key, v, f": {knob.name} must {knob.allowed}")
+    if not knob.fits(x):
+        where = f"{key} has {knob.name}={x:g}" if key == "sampler.values" else f"{key}={x:g}"
+        raise ConfigError(f"{where}, but {knob.name} must {knob.allowed}: it is {knob.what}")
 
 
 def _check_zeta_table(node) -> None:
@@ -78,25 +76,30 @@ def _check_zeta_table(node) -> None:
                               "it weighs the likelihood term (0 is unconditional)")
 
 
-def validate_sampler(sampler: DictConfig) -> None:
-    """The knob values of ``sampler.values`` and the sampler's fixed knob settings (ζ(λ) table,
-    DiffPIR's λ_D / ζ_D, PSCGAN's N / σ_z), each against its range (``KNOB_RANGES``)."""
-    name, knob = sampler.get("name"), sampler.get("knob")
-    knobs = SAMPLER_KNOBS.get(name)
-    if knobs is not None and knob not in knobs:
-        raise ConfigError(f"sampler.knob={knob} is not one of sampler={name}'s knobs {list(knobs)}")
-    if sampler.get("zeta") is not None:
+def validate_sampler(sampler: DictConfig) -> type[Sampler]:
+    """The swept knob (``sampler.knob``) is one the sampler declares; its values
+    (``sampler.values``, or the top-level ``lam``) and the fixed values of its other knobs
+    (``sampler.<knob>``) lie in the declared ranges; a ζ(λ) table is well formed. Returns the
+    sampler class."""
+    cls = sampler_class(sampler)
+    names = [k.name for k in cls.knobs]
+    knob = sampler.get("knob") or names[0]
+    if knob not in names:
+        raise ConfigError(f"sampler.knob={knob} is not one of sampler={cls.name}'s knobs {names}")
+    if isinstance(sampler.get("zeta"), (dict, DictConfig)):
         _check_zeta_table(sampler.zeta)
-    if knob in KNOB_RANGES:
+    if not cls.uses_lam:
+        spec = cls.knob_named(knob)
         values = sampler.get("values")
         if not isinstance(values, (list, ListConfig)) or len(values) == 0:
             raise ConfigError(f"sampler.values={values} must be a non-empty list of {knob} values "
-                              f"(each must {KNOB_RANGES[knob][3]})")
+                              f"(each must {spec.allowed})")
         for v in values:
-            _check_knob_value("sampler.values", knob, v)
-    for fixed in knobs or ():  # the knob not swept keeps its value in sampler.<knob>
-        if fixed != knob and fixed in KNOB_RANGES and sampler.get(fixed) is not None:
-            _check_knob_value(f"sampler.{fixed}", fixed, sampler.get(fixed))
+            _check_knob_value("sampler.values", spec, v)
+    for fixed in cls.knobs:  # the knobs not swept keep their value in sampler.<knob>
+        if fixed.name != knob and sampler.get(fixed.name) is not None:
+            _check_knob_value(f"sampler.{fixed.name}", fixed, sampler.get(fixed.name))
+    return cls
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -112,12 +115,12 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(f"noise.sigma={sigma!r} is not a number: give the noise std, e.g. 0.5")
     if sigma < 0:
         raise ConfigError(f"noise.sigma={sigma:g} is negative: the measurement noise std must be >= 0")
-    if sigma == 0 and cfg.sampler.get("needs_positive_sigma", False):
+    cls = validate_sampler(cfg.sampler)
+    if sigma == 0 and cls.needs_positive_sigma:
         raise ConfigError(
-            f"noise.sigma=0 does not fit sampler={cfg.sampler.name}: its likelihood term divides "
+            f"noise.sigma=0 does not fit sampler={cls.name}: its likelihood term divides "
             "by σ², so give σ > 0"
         )
-    validate_sampler(cfg.sampler)
     if cfg.device not in KNOWN_DEVICES:
         raise ConfigError(f"device={cfg.device!r} is not one of {KNOWN_DEVICES}")
     if int(cfg.data.n_test) < 2:

@@ -220,7 +220,7 @@ class ImageMetrics:
 
     def __init__(self, lpips_net: str = "alex", lpips_backbone: str | None = None,
                  inception: str | None = None, fid: bool = True, standin: bool = False,
-                 device: str = "cpu", batch_size: int = 16, **_: object):
+                 device: str = "cpu", batch_size: int = 16):
         self.lpips_net, self.lpips_backbone, self.inception = lpips_net, lpips_backbone, inception
         self.fid, self.standin = fid, standin
         self.device, self.batch_size = torch.device(device), int(batch_size)

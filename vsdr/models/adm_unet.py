@@ -195,8 +195,7 @@ class ADMUNet(nn.Module):
                  attention_resolutions: Sequence[int] = (16,), num_heads: int = 4,
                  num_head_channels: int = 64, num_heads_upsample: int = -1,
                  use_scale_shift_norm: bool = True, resblock_updown: bool = True,
-                 dropout: float = 0.0, learn_sigma: bool = True, conv_resample: bool = True,
-                 ckpt: str | None = None, **_: object):
+                 dropout: float = 0.0, learn_sigma: bool = True, conv_resample: bool = True):
         super().__init__()
         self.image_size, self.in_channels = image_size, in_channels
         self.learn_sigma = learn_sigma

@@ -20,7 +20,7 @@ class GeneratorMLP(nn.Module):
     """
 
     def __init__(self, dim: int = 2, z_dim: int = 2, hidden: Sequence[int] = (128, 128, 64),
-                 inject: str = "all", **_: object):
+                 inject: str = "all"):
         super().__init__()
         if inject not in ("all", "input"):
             raise ValueError(f"generator inject={inject!r} is not one of 'all', 'input'")
@@ -46,7 +46,7 @@ class CriticMLP(nn.Module):
     """``D(x, y) = MLP[2·dim, *hidden, 1]([x, y])`` (WGAN critic: no output squashing);
     defaults: 25,473 parameters."""
 
-    def __init__(self, dim: int = 2, hidden: Sequence[int] = (128, 128, 64), **_: object):
+    def __init__(self, dim: int = 2, hidden: Sequence[int] = (128, 128, 64)):
         super().__init__()
         self.net = mlp_block([2 * dim, *hidden, 1], final_activation=False)
 

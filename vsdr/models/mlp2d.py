@@ -38,7 +38,7 @@ class ScoreMLP(nn.Module):
     """
 
     def __init__(self, dim: int = 2, enc: int = 28, temb: int = 28,
-                 decoder: Sequence[int] = (128, 128), **_: object):
+                 decoder: Sequence[int] = (128, 128)):
         super().__init__()
         self.dim, self.temb = dim, temb
         self.x_block = mlp_block([dim, enc, enc])

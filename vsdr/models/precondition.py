@@ -39,7 +39,3 @@ class PreconditionedEps(nn.Module):
         eps = (x - ab.sqrt() * (c_skip * x_tilde + c_out * f)) / (1.0 - ab).sqrt()
         return eps if v is None else torch.cat([eps, v], dim=1)
 
-
-def sigma_data_of(points: Tensor) -> float:
-    """The data's per-coordinate standard deviation (pooled), EDM's ``σ_d``."""
-    return float(points.float().std())

@@ -32,7 +32,7 @@ class GaussianBlur(LinearOperator):
 
     name = "gaussian_blur"
 
-    def __init__(self, kernel_size: int = 61, std: float = 3.0, **_: object):
+    def __init__(self, kernel_size: int = 61, std: float = 3.0):
         self.kernel_size, self.std = int(kernel_size), float(std)
         full = dps_gaussian_kernel(self.kernel_size, self.std)
         nz = np.nonzero(full)

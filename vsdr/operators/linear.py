@@ -37,7 +37,7 @@ class Identity(LinearOperator):
 
     name = "identity"
 
-    def __init__(self, **_: object):
+    def __init__(self):
         pass
 
     def forward(self, x: Tensor) -> Tensor:

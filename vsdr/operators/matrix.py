@@ -15,7 +15,7 @@ class MatrixOperator(LinearOperator):
     name = "matrix"
 
     def __init__(self, rows: int = 1, dim: int = 2, draw_seed: int = 0,
-                 matrix: list[list[float]] | None = None, **_: object):
+                 matrix: list[list[float]] | None = None):
         if matrix is not None:
             self.A = torch.tensor(matrix, dtype=torch.float64)
         else:

@@ -53,7 +53,7 @@ class SuperResolution(LinearOperator):
 
     name = "super_resolution"
 
-    def __init__(self, scale: int = 8, **_: object):
+    def __init__(self, scale: int = 8):
         if int(scale) != scale or scale < 1:
             raise ValueError(f"super_resolution.scale must be a positive integer, got {scale}")
         self.scale = int(scale)

@@ -9,8 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-KNOB_SYMBOL = {"lam": "λ", "zeta": "ζ", "N": "N", "sigma_z": "σz", "s": "s", "lambda_d": "λ_D",
-               "zeta_d": "ζ_D"}
+from vsdr.samplers import knob_symbol  # noqa: E402 - every sampler declares its knobs' symbols
 
 
 def plot_dp_curve(rows: Sequence[dict], perception: str = "w2", distortion: str = "mse",
@@ -26,7 +25,7 @@ def plot_dp_curve(rows: Sequence[dict], perception: str = "w2", distortion: str 
         pts = sorted(pts, key=lambda r: float(r["value"]))
         xs = [float(r[perception]) for r in pts]
         ys = [float(r[distortion]) for r in pts]
-        sym = KNOB_SYMBOL.get(knob, knob)
+        sym = knob_symbol(knob)
         ax.plot(xs, ys, "o-", label=f"{sampler} ({sym} swept)")
         for x, y, r in zip(xs, ys, pts):
             ax.annotate(f"{sym}={float(r['value']):g}", (x, y), textcoords="offset points",

@@ -13,7 +13,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 from vsdr.data.images import to_uint8  # noqa: E402
-from vsdr.plotting.dp import KNOB_SYMBOL  # noqa: E402
+from vsdr.samplers import knob_symbol  # noqa: E402
 
 
 def measurement_for_display(y: Tensor, size: tuple[int, int]) -> Tensor:
@@ -27,7 +27,7 @@ def plot_image_grid(x0: Tensor, y: Tensor, recon: Tensor, values: Sequence[float
                     rows: int = 4, title: str = ""):
     """``x0 (n, 3, H, W)``, ``y``, ``recon (V, n, 3, H, W)`` in ``[−1, 1]``; the first ``rows``
     images. Returns the figure."""
-    sym = KNOB_SYMBOL.get(knob, knob)
+    sym = knob_symbol(knob)
     return plot_image_columns(x0, y, [(f"{sym}={float(v):g}", r) for v, r in zip(values, recon)],
                               rows=rows, title=title)
 

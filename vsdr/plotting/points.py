@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from vsdr.plotting.dp import KNOB_SYMBOL  # noqa: E402
+from vsdr.samplers import knob_symbol  # noqa: E402
 
 
 def plot_point_panels(panels: Sequence[tuple[str, np.ndarray]], title: str = ""):
@@ -35,6 +35,6 @@ def plot_reconstructions(x0: np.ndarray, y: np.ndarray | None, recon: Sequence[n
     """Panels: clean ``x0``, noisy ``y`` (when it lives in x-space), then one per
     reconstruction set."""
     panels = [("clean x0", x0)] + ([("noisy y", y)] if y is not None else [])
-    sym = KNOB_SYMBOL.get(knob, knob)
+    sym = knob_symbol(knob)
     panels += [(f"{sym} = {v:g}", r) for v, r in zip(values, recon)]
     return plot_point_panels(panels, title)

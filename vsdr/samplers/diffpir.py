@@ -11,9 +11,11 @@ from tqdm.auto import tqdm
 
 from vsdr.diffusion.noise import PerSampleNoise
 from vsdr.diffusion.schedule import VPSchedule
-from vsdr.samplers.base import SampleResult, per_sample_knob, signal_shape
+from vsdr.samplers.base import Knob, Sampler, SampleResult, per_sample_knob, signal_shape
 
-KNOBS = ("lambda_d", "zeta_d")
+#: DiffPIR's knobs: the data weight λ_D and the re-noising mix ζ_D (either one is swept)
+LAMBDA_D = Knob("lambda_d", "λ_D", 0.0, float("inf"), what="DiffPIR's data weight λ_D")
+ZETA_D = Knob("zeta_d", "ζ_D", 0.0, 1.0, what="DiffPIR's mix of implied and fresh noise ζ_D")
 
 
 def quadratic_timesteps(T: int, steps: int) -> list[int]:
@@ -32,7 +34,7 @@ def diffpir_rho(lambda_d: Tensor | float, sigma_y: float, alpha_bar: float) -> T
     return lambda_d * sigma_y**2 * alpha_bar / (1.0 - alpha_bar)
 
 
-class DiffPIRSampler:
+class DiffPIRSampler(Sampler):
     """DiffPIR with ``steps`` network evaluations on ``quadratic_timesteps``. From ``x_T ~ N(0, I)``,
     for ``k = K−1, …, 0`` with ``t = t_k``, ``s = t_{k−1}``:
 
@@ -42,21 +44,25 @@ class DiffPIRSampler:
         x_s = √ᾱ_s x̂0 + √(1−ᾱ_s) (√(1−ζ_D) ε̂ + √ζ_D z)
 
     and returns the network's ``x̂0`` at ``t_0`` (no data step after the last evaluation).
-    ``sweep`` names the knob given per sample (``lambda_d`` or ``zeta_d``); the other is fixed.
+    ``knob`` names the knob given per sample (``zeta_d`` or ``lambda_d``); the other is fixed.
+    ``keep_trajectory`` keeps ``x`` at every grid time (``steps + 1`` states, the last ``x̂0``).
     """
 
+    name = "diffpir"
+    label = "DiffPIR"
+    knobs = (ZETA_D, LAMBDA_D)
+    has_trajectory = True
+
     def __init__(self, lambda_d: float = 7.0, zeta_d: float = 0.3, steps: int = 100,
-                 sweep: str = "zeta_d", clip: Sequence[float] | None = None, progress: bool = True):
-        if sweep not in KNOBS:
-            raise ValueError(f"sampler.knob={sweep!r} is not one of DiffPIR's knobs {KNOBS}")
-        self.lambda_d, self.zeta_d, self.steps, self.sweep = float(lambda_d), float(zeta_d), int(steps), sweep
-        self.knob = sweep
+                 clip: Sequence[float] | None = None, knob: str | None = None, progress: bool = True):
+        super().__init__(knob, progress)
+        self.lambda_d, self.zeta_d, self.steps = float(lambda_d), float(zeta_d), int(steps)
+        self.sweep = self.knob
         self.clip = None if clip is None else (float(clip[0]), float(clip[1]))
-        self.progress = progress
 
     def __call__(self, model, y: Tensor, operator, sigma_y: float,
                  knob: Tensor | Sequence[float], seeds: Sequence[int],
-                 schedule: VPSchedule) -> SampleResult:
+                 schedule: VPSchedule, keep_trajectory: bool = False) -> SampleResult:
         values = per_sample_knob(knob, seeds, y.shape[0], self.sweep)
         B = y.shape[0]
         lam_d = values if self.sweep == "lambda_d" else torch.full((B,), self.lambda_d, dtype=torch.float64)
@@ -70,6 +76,7 @@ class DiffPIRSampler:
         view = (-1, *([1] * (x.dim() - 1)))
         zd = zeta_d.to(x).view(view)
         ab_all = schedule.alpha_bars
+        traj = [x.clone()] if keep_trajectory else None
         nfe0 = model.nfe
         x0_hat = x
         for k in tqdm(range(len(grid) - 1, -1, -1), desc="DiffPIR", disable=not self.progress,
@@ -88,4 +95,9 @@ class DiffPIRSampler:
             ab_s = float(ab_all[grid[k - 1]])
             z = noise.next().to(x)
             x = ab_s**0.5 * x0_hat + (1.0 - ab_s) ** 0.5 * ((1.0 - zd).sqrt() * eps_hat + zd.sqrt() * z)
-        return SampleResult(x0_hat.detach(), model.nfe - nfe0)
+            if traj is not None:
+                traj.append(x.detach().clone())
+        if traj is not None:
+            traj.append(x0_hat.detach().clone())
+        return SampleResult(x0_hat.detach(), model.nfe - nfe0,
+                            torch.stack(traj) if traj is not None else None)

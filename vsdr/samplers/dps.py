@@ -12,12 +12,16 @@ from vsdr.diffusion.guidance import likelihood_gradient
 from vsdr.diffusion.noise import PerSampleNoise
 from vsdr.diffusion.schedule import VPSchedule
 from vsdr.diffusion.step import ddpm_posterior_mean
-from vsdr.samplers.base import SampleResult, per_sample_knob, signal_shape
+from vsdr.samplers.base import Knob, Sampler, SampleResult, per_sample_knob, signal_shape
 
 VARIANCES = ("posterior", "beta", "learned")
 
 
-class DPSSampler:
+#: DPS's step size: the weight of the plain-norm likelihood step
+ZETA = Knob("zeta", "ζ", 0.0, float("inf"), what="DPS's step size ζ (0 is unconditional)")
+
+
+class DPSSampler(Sampler):
     """DPS, one ζ per sample. For ``i = T−1, …, 0`` (``t = i + 1``):
 
         ε  = ε_θ(x_t, t);   x̂0 = (x_t − √(1−ᾱ_t) ε)/√ᾱ_t   (clamped to ``clip`` if given)
@@ -32,17 +36,20 @@ class DPSSampler:
     ``VarianceScaledSampler(form='dps', variance='posterior')`` at λ = 1 (tested).
     """
 
-    knob = "zeta"
+    name = "dps"
+    label = "DPS (λ=1)"
+    knobs = (ZETA,)
+    has_trajectory = True
 
     def __init__(self, variance: str = "posterior", clip: Sequence[float] | None = None,
-                 progress: bool = True):
+                 knob: str | None = None, progress: bool = True):
+        super().__init__(knob, progress)
         if variance not in VARIANCES:
             raise ValueError(f"sampler.variance={variance!r} is not one of {VARIANCES}")
         if clip is not None and (len(clip) != 2 or not float(clip[0]) < float(clip[1])):
             raise ValueError(f"sampler.clip={clip!r} must be null or [lo, hi] with lo < hi")
         self.variance = variance
         self.clip = None if clip is None else (float(clip[0]), float(clip[1]))
-        self.progress = progress
 
     def _eps(self, model, x: Tensor, i: int) -> tuple[Tensor, Tensor | None]:
         if self.variance != "learned":
@@ -55,8 +62,9 @@ class DPSSampler:
 
     def __call__(self, model, y: Tensor, operator, sigma_y: float,
                  knob: Tensor | Sequence[float], seeds: Sequence[int],
-                 schedule: VPSchedule) -> SampleResult:
-        """Sample ``x_0`` for each row of ``y`` with its own ``ζ = knob[b]`` and seed ``seeds[b]``."""
+                 schedule: VPSchedule, keep_trajectory: bool = False) -> SampleResult:
+        """Sample ``x_0`` for each row of ``y`` with its own ``ζ = knob[b]`` and seed ``seeds[b]``
+        (with ``keep_trajectory``, every ``x_t`` from ``x_T`` to ``x_0`` too)."""
         zeta = per_sample_knob(knob, seeds, y.shape[0], "ζ")
         if bool((zeta < 0).any()):
             raise ValueError(f"DPS step sizes ζ={zeta.tolist()} must be >= 0")
@@ -64,6 +72,7 @@ class DPSSampler:
         x = noise.initial().to(y.device)
         zeta_b = zeta.to(x).view(-1, *([1] * (x.dim() - 1)))
         sigmas = schedule.reverse_std("beta" if self.variance == "beta" else "posterior")
+        traj = [x.clone()] if keep_trajectory else None
         nfe0 = model.nfe
         for i in tqdm(range(schedule.T - 1, -1, -1), desc="DPS", disable=not self.progress,
                       leave=False):
@@ -85,6 +94,8 @@ class DPSSampler:
                     std = torch.exp(0.5 * schedule.learned_log_variance(i, v.detach()))
                 x_next = x_next + std * z
             x = (x_next - zeta_b * grad).detach()
-        return SampleResult(x, model.nfe - nfe0)
+            if traj is not None:
+                traj.append(x.clone())
+        return SampleResult(x, model.nfe - nfe0, torch.stack(traj) if traj is not None else None)
 
 

@@ -8,11 +8,14 @@ import torch
 from torch import Tensor
 
 from vsdr.diffusion.schedule import VPSchedule
-from vsdr.samplers.base import SampleResult, per_sample_knob
+from vsdr.samplers.base import Knob, Sampler, SampleResult, per_sample_knob
 from vsdr.samplers.ours import VarianceScaledSampler
 
+#: the interpolation weight between the two end points
+S = Knob("s", "s", 0.0, 1.0, what="the interpolation weight between ours at λ = 0 and at λ = 1")
 
-class InterpolationSampler:
+
+class InterpolationSampler(Sampler):
     """``x̂(s) = (1 − s) x̂_{λ=0} + s x̂_{λ=1}``, knob ``s ∈ [0, 1]``.
 
     Both end points come from the variance-scaled sampler (Algorithm 1) on the same network
@@ -20,19 +23,24 @@ class InterpolationSampler:
     ours at ``λ = 1``. For posterior Gaussian data this traces the optimal curve
     ``D(P) = D* + (√D* − P)²`` (METHOD.md §3). Rows of the batch that share ``(y, seed)``
     (the same test point under several ``s``) share their two chains: the cost is two
-    chains per distinct point, whatever the number of ``s`` values.
+    chains per distinct point, whatever the number of ``s`` values. No trajectory: a
+    reconstruction is a mix of two chains' end points.
     """
 
-    knob = "s"
+    name = "interp"
+    label = "interp. λ=0↔1"
+    knobs = (S,)
+    needs_positive_sigma = True
 
     def __init__(self, form: str = "paper", zeta: dict | None = None, variance: str = "beta",
-                 progress: bool = True):
+                 knob: str | None = None, progress: bool = True):
+        super().__init__(knob, progress)
         self.inner = VarianceScaledSampler(form=form, zeta=zeta, variance=variance,
                                            progress=progress)
 
     def __call__(self, model, y: Tensor, operator, sigma_y: float,
                  knob: Tensor | Sequence[float], seeds: Sequence[int],
-                 schedule: VPSchedule) -> SampleResult:
+                 schedule: VPSchedule, keep_trajectory: bool = False) -> SampleResult:
         s = per_sample_knob(knob, seeds, y.shape[0], "s")
         B = y.shape[0]
         if bool(((s < 0) | (s > 1)).any()):

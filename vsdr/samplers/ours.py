@@ -12,13 +12,18 @@ from vsdr.diffusion.guidance import FORMS, ZetaTable, likelihood_gradient
 from vsdr.diffusion.noise import PerSampleNoise
 from vsdr.diffusion.schedule import VPSchedule
 from vsdr.diffusion.step import variance_scaled_step
-from vsdr.samplers.base import SampleResult, per_sample_knob, signal_shape
+from vsdr.samplers.base import Knob, Sampler, SampleResult, per_sample_knob, signal_shape
 
 #: σ_t of the injected noise: √β_t (the paper), √β̃_t (DDPM posterior), the network's own
 VARIANCES = ("beta", "posterior", "learned")
 
 
-class VarianceScaledSampler:
+#: the paper's knob: the variance scale of every reverse step
+LAM = Knob("lam", "λ", 0.0, 1.0,
+           what="the variance scale of every reverse step (0: MMSE, 1: posterior sample)")
+
+
+class VarianceScaledSampler(Sampler):
     """Algorithm 1, variance-scaled DPS. For ``i = T−1, …, 0`` (``t = i + 1``):
 
         ε  = ε_θ(x_t, t);  s = −ε/√(1−ᾱ_t);  x̂0 = (x_t − √(1−ᾱ_t) ε)/√ᾱ_t
@@ -40,7 +45,12 @@ class VarianceScaledSampler:
     through the network is built and freed inside every step (memory flat in ``T``).
     """
 
-    knob = "lam"
+    name = "ours"
+    label = "ours"
+    knobs = (LAM,)
+    needs_positive_sigma = True
+    uses_lam = True
+    has_trajectory = True
 
     def __init__(
         self,
@@ -48,8 +58,10 @@ class VarianceScaledSampler:
         zeta: dict | None = None,
         variance: str = "beta",
         clip_x0: bool = False,
+        knob: str | None = None,
         progress: bool = True,
     ):
+        super().__init__(knob, progress)
         if form not in FORMS:
             raise ValueError(f"sampler.form={form!r} is not one of {FORMS}")
         if variance not in VARIANCES:
@@ -59,7 +71,6 @@ class VarianceScaledSampler:
         self.zeta = ZetaTable(zeta["lam"], zeta["value"])
         self.variance = variance
         self.clip_x0 = bool(clip_x0)
-        self.progress = progress
 
     def conditional_score(self, model, x: Tensor, i: int, y: Tensor, operator, sigma_y: float,
                           zeta: Tensor, schedule: VPSchedule) -> Tensor:

@@ -6,28 +6,35 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from vsdr.samplers.base import SampleResult, per_sample_knob
+from vsdr.samplers.base import Knob, Sampler, SampleResult, per_sample_knob
 
-KNOBS = ("N", "sigma_z")
+#: PSCGAN's traversals: how many generator samples are averaged, the injected noise's scale
+N_SAMPLES = Knob("N", "N", 1.0, float("inf"), integer=True,
+                 what="how many generator samples PSCGAN averages")
+SIGMA_Z = Knob("sigma_z", "σz", 0.0, float("inf"), what="the scale σ_z of PSCGAN's injected noise")
 
 
-class PSCGANSampler:
+class PSCGANSampler(Sampler):
     """``x̂ = (1/N) Σ_{n≤N} G(y, σ_z z_n)``, ``z_n ~ N(0, I)`` from sample ``b``'s own seed.
 
     ``sweep='N'``: the knob is ``N`` (PSCGAN-N, at ``σ_z = sigma_z``, 1 by default);
     ``sweep='sigma_z'``: the knob is ``σ_z`` (PSCGAN-σz, one pass, ``N = N``, 1 by default).
     ``N → ∞`` tends to the generator's sample mean, which the first-moment penalty pushes to
-    the MMSE; ``σ_z = 0`` gives ``G(y, 0)``. The ``schedule`` argument is unused.
+    the MMSE; ``σ_z = 0`` gives ``G(y, 0)``. The ``schedule`` argument is unused; no
+    trajectory (one generator pass).
     """
 
-    def __init__(self, sweep: str = "N", sigma_z: float = 1.0, N: int = 1, progress: bool = True):
-        if sweep not in KNOBS:
-            raise ValueError(f"sampler.knob={sweep!r} is not one of PSCGAN's knobs {KNOBS}")
-        self.sweep, self.knob = sweep, sweep
+    name = "pscgan"
+    label = "PSCGAN"
+    knobs = (N_SAMPLES, SIGMA_Z)
+
+    def __init__(self, sigma_z: float = 1.0, N: int = 1, knob: str | None = None):
+        super().__init__(knob, progress=False)
+        self.sweep = self.knob
         self.sigma_z, self.N = float(sigma_z), int(N)
 
     def __call__(self, model, y: Tensor, operator, sigma_y: float, knob: Tensor | Sequence[float],
-                 seeds: Sequence[int], schedule=None) -> SampleResult:
+                 seeds: Sequence[int], schedule=None, keep_trajectory: bool = False) -> SampleResult:
         values = per_sample_knob(knob, seeds, y.shape[0], self.sweep)
         B = y.shape[0]
         if self.sweep == "N":

@@ -1,0 +1,86 @@
+"""vsdr's side of the Hydra config: building a component from its node (``instantiate``, with
+unknown keys refused by name) and the ``vsdr.tuned_zeta`` resolver that reads the ζ(λ) tables
+tuned per data set and σ (``conf/tuned/``)."""
+from __future__ import annotations
+
+import inspect
+
+import hydra
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig, OmegaConf
+
+from vsdr.errors import ConfigError
+
+#: Hydra's own keys of an instantiable node
+HYDRA_KEYS = {"_target_", "_recursive_", "_convert_", "_partial_", "_args_"}
+#: keys of a component's config that describe it to vsdr and are not constructor arguments
+#: (``name``: the column in result tables, passed on when the constructor takes it;
+#: ``values``: the sweep of a sampler's knob; ``gan``: PSCGAN's networks and training)
+META = {"name", "values", "gan"}
+
+
+def target_of(node: DictConfig | dict, group: str):
+    """The class or function that ``node._target_`` names (``ConfigError`` when it cannot be
+    imported)."""
+    target = node.get("_target_") if node is not None else None
+    if not target:
+        raise ConfigError(f"{group} has no _target_: it names no class to build")
+    try:
+        return hydra.utils.get_method(str(target))
+    except Exception as e:  # noqa: BLE001 - a bad _target_ is the user's config
+        raise ConfigError(f"{group}._target_={target!r} cannot be imported ({e})") from None
+
+
+def check_arguments(target, keys, group: str) -> None:
+    """``ConfigError`` naming the first of ``keys`` that ``target`` does not take."""
+    params = inspect.signature(target).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    accepted = [n for n, p in params.items() if n != "self"
+                and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+    for key in keys:
+        if key not in accepted:
+            name = getattr(target, "__qualname__", str(target))
+            raise ConfigError(f"{group}.{key} is not an argument of {name} ({group}): its arguments "
+                              f"are {accepted}; remove the key or fix its spelling")
+
+
+def instantiate(node: DictConfig | dict, group: str, **kwargs):
+    """Build the component of config ``node`` (``group``: its place in the config, for
+    messages) with ``kwargs`` added where the constructor takes them. Meta keys (``META``)
+    are dropped unless the constructor takes them; every other key must be a constructor
+    argument. A ``ValueError`` raised by the constructor (a value it refuses) becomes a
+    ``ConfigError`` naming the group."""
+    cfg = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
+    target = target_of(cfg, group)
+    accepted = set(inspect.signature(target).parameters)
+    for key in META & set(cfg):
+        if key not in accepted:
+            cfg.pop(key)
+    kwargs = {k: v for k, v in kwargs.items() if k in accepted}
+    check_arguments(target, [k for k in cfg if k not in HYDRA_KEYS], group)
+    try:
+        return hydra.utils.instantiate(cfg, **kwargs)
+    except InstantiationException as e:
+        cause = e.__cause__
+        if isinstance(cause, ConfigError):
+            raise cause from None
+        if isinstance(cause, ValueError):
+            raise ConfigError(f"{group}: {cause}") from None
+        raise
+
+
+def tuned_zeta(field: str, *, _root_: DictConfig):
+    """``${vsdr.tuned_zeta:lam}`` / ``${vsdr.tuned_zeta:value}``: that list of the ζ(λ) table of
+    ``tuned.zeta`` for this data set and σ (``tuned.zeta.<dataset.name>.<σ>``), else of
+    ``tuned.zeta.default``."""
+    tables = _root_.tuned.zeta
+    per_dataset = tables.get(str(_root_.dataset.get("name")))
+    key = f"{float(_root_.noise.sigma):g}"
+    table = per_dataset[key] if per_dataset is not None and key in per_dataset else tables.default
+    return list(OmegaConf.to_container(table, resolve=True)[field])
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("vsdr.tuned_zeta"):
+        OmegaConf.register_new_resolver("vsdr.tuned_zeta", tuned_zeta)

@@ -1,0 +1,147 @@
+"""The top of a job: every component built once from the config, by its ``_target_``.
+
+Below this module nothing reads the config: tasks, samplers, the schedule and the metrics
+are objects, and the functions that use them take objects and plain values. An unknown key
+in a component's config is a ``ConfigError`` naming the key and the component (exit 2),
+never swallowed by a constructor.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from vsdr.config import instantiate
+from vsdr.data.analytic import AnalyticDataset
+from vsdr.data.images import ImageDataset
+from vsdr.data.toy2d import PointDataset
+from vsdr.errors import ConfigError
+from vsdr.experiments import tracking
+from vsdr.experiments.prior import load_or_train_prior
+from vsdr.experiments.pscgan import load_or_train_pscgan
+from vsdr.experiments.validate import lam_values, sampler_class
+from vsdr.samplers.base import Sampler
+from vsdr.tasks import AnalyticTask, ImageTask, PointCloudTask, Task
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device=cuda but no CUDA device is visible: use device=cpu or auto")
+    return torch.device(name)
+
+
+def knob_values(cfg: DictConfig) -> list[float]:
+    """The traversal values of this job: the top-level ``lam`` for samplers whose knob is λ
+    (``Sampler.uses_lam``), otherwise ``sampler.values``."""
+    cls = sampler_class(cfg.sampler)
+    if cls.uses_lam:
+        return lam_values(cfg.lam)
+    values = cfg.sampler.get("values")
+    if values is None:
+        raise ConfigError(f"sampler={cls.name} has knob {cfg.sampler.get('knob')} but no sampler.values")
+    return [float(v) for v in values]
+
+
+def build_task(cfg: DictConfig) -> Task:
+    """The task of ``dataset=``: images for an ``ImageDataset``, a closed-form posterior for
+    an ``AnalyticDataset``, point clouds for any other ``PointDataset``."""
+    dataset = instantiate(cfg.dataset, "dataset")
+    operator = instantiate(cfg.operator, "operator")
+    sigma, space = cfg.noise.sigma, str(cfg.noise.get("space", "data"))
+    if isinstance(dataset, ImageDataset):
+        limit = cfg.data.get("limit")
+        if limit is not None:
+            dataset.limit = int(limit)
+        device = str(cfg.device) if cfg.device != "auto" else "cpu"
+        metrics = instantiate(cfg.image_metrics, "image_metrics", device=device)
+        ev = cfg.image_eval
+        return ImageTask(dataset, operator, sigma, space, metrics, n_train=int(cfg.data.n_train),
+                         fd_pca_k=int(ev.fd_pca_k), fd_patch=ev.fd_patch,
+                         fd_patch_grey=bool(ev.fd_patch_grey), chroma=bool(ev.chroma),
+                         perception=ev.perception, min_size=int(ev.min_size),
+                         image_rows=int(cfg.plots.image_rows))
+    if isinstance(dataset, AnalyticDataset):
+        return AnalyticTask(dataset, operator, sigma, space, n_test=int(cfg.data.n_test),
+                            w2_max_exact=int(cfg.eval.w2_max_exact),
+                            kl_max_points=int(cfg.eval.kl_max_points),
+                            trajectory_lams=list(cfg.plots.trajectory_lams),
+                            trajectories=int(cfg.plots.trajectories))
+    if isinstance(dataset, PointDataset):
+        return PointCloudTask(dataset, operator, sigma, space, n_test=int(cfg.data.n_test),
+                              w2_max_exact=int(cfg.eval.w2_max_exact))
+    raise ConfigError(f"dataset={cfg.dataset.get('name')} builds a {type(dataset).__name__}, which is "
+                      "neither a PointDataset nor an ImageDataset: vsdr has no task for it")
+
+
+def build_sampler(cfg: DictConfig) -> Sampler:
+    return instantiate(cfg.sampler, "sampler", progress=bool(cfg.progress))
+
+
+def build_schedule(cfg: DictConfig):
+    return instantiate(cfg.diffusion, "diffusion")
+
+
+@dataclass
+class JobParts:
+    """Everything a job needs, built once from its config."""
+
+    task: Task
+    sampler: Sampler
+    schedule: object
+    values: list[float]
+    device: torch.device
+    #: the columns every metrics row of the job shares
+    base_row: dict
+    title: str
+
+
+def build_job(cfg: DictConfig) -> JobParts:
+    """Task, sampler, schedule, knob values and device of ``cfg`` (cheap: nothing is loaded,
+    trained or sampled here)."""
+    device = resolve_device(cfg.device)
+    values = knob_values(cfg)
+    task = build_task(cfg)
+    sampler = build_sampler(cfg)
+    schedule = build_schedule(cfg)
+    base = {"dataset": cfg.dataset.name, "operator": cfg.operator.name,
+            "sigma": float(cfg.noise.sigma), "sigma_space": str(cfg.noise.space),
+            "sampler": sampler.name, "knob": sampler.knob}
+    score = cfg.score.name if cfg.score.name != "network" else ""
+    title = (f"{base['dataset']}, {base['operator']}, σ_y={base['sigma']:g} ({base['sigma_space']} "
+             f"units), {sampler.name}" + (f", score={score}" if score else ""))
+    return JobParts(task, sampler, schedule, values, device, base, title)
+
+
+def build_logger(cfg: DictConfig, job_dir: Path):
+    """The Lightning logger of ``logger=`` (``None`` for ``logger=none``)."""
+    if not cfg.get("logger") or "_target_" not in cfg.logger:
+        return None
+    extra = tracking.wandb_run_kwargs(job_dir) if tracking.is_wandb(cfg.logger) else {}
+    node = OmegaConf.to_container(cfg.logger, resolve=True)
+    logger = hydra.utils.instantiate(node, save_dir=str(job_dir), **extra)  # `name`: the logger's own
+    tracking.start(logger)
+    return logger
+
+
+def build_score_model(cfg: DictConfig, parts: JobParts, logger) -> tuple[object, dict]:
+    """The model the sampler consumes and a dict saying where it came from: PSCGAN's trained
+    generator (a sampler config with a ``gan`` node), the trained ε-network (``score=network``)
+    or a closed-form score (``exact_prior`` / ``exact_posterior``, analytic data only)."""
+    task, device = parts.task, parts.device
+    if cfg.sampler.get("gan") is not None:
+        return load_or_train_pscgan(cfg, task.training_data(), task.operator, logger, device)
+    if cfg.score.name == "network":
+        train = task.training_data()
+        if train is None and not cfg.model.get("ckpt"):
+            raise ConfigError(f"dataset={cfg.dataset.name} has no train_root: give model.ckpt=PATH "
+                              "of a trained network or dataset.train_root=FOLDER to train one")
+        return load_or_train_prior(cfg, parts.schedule, train, logger, device)
+    if not isinstance(task, AnalyticTask):
+        raise ConfigError(f"score={cfg.score.name} needs a data set with a closed-form prior "
+                          f"(gaussian, mixture), not dataset={cfg.dataset.name}")
+    return task.exact_score(cfg.score.name, parts.schedule), {"source": cfg.score.name}

@@ -54,7 +54,7 @@ def main() -> int:
     prior = NetworkPrior(net, schedule)
     op = GaussianBlur(kernel_size=min(61, size - 1 if size % 2 == 0 else size), std=3.0)
     y = op.forward(torch.rand(a.batch, 3, size, size) * 2 - 1)
-    sampler = VarianceScaledSampler(form="dps", variance="learned", clip_x0=True, progress=False,
+    sampler = VarianceScaledSampler(form="dps", variance="learned_range", clip_x0=True, progress=False,
                                     zeta={"lam": [0, 1], "value": [1.0, 1.0]})
     marks: list[tuple[int, float, float]] = []
     t0 = time.perf_counter()

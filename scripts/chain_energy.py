@@ -43,7 +43,7 @@ def main() -> int:
     x0 = ImageTrainSet(ROOT / "outputs/data/digits16/train", 16).sample(1500)
     m2 = float(x0.pow(2).mean())
     lams = [lam for lam in LAMS for _ in range(CHAINS)]
-    sampler = VarianceScaledSampler(variance="learned", clip_x0=True, progress=False,
+    sampler = VarianceScaledSampler(variance="learned_range", clip_x0=True, progress=False,
                                     zeta={"lam": [0, 1], "value": [0.0, 0.0]})
     energy: dict[int, list[float]] = {}
 

@@ -75,7 +75,7 @@ def test_dps_is_ours_dps_form_at_lambda_one(setup):
     seeds = list(range(6))
     zeta = [0.0, 0.01, 0.05, 0.0, 0.01, 0.05]
     dps = DPSSampler(progress=False)(prior, y, Identity(), 0.5, zeta, seeds, schedule)
-    ours = VarianceScaledSampler(form="dps", variance="posterior", progress=False)
+    ours = VarianceScaledSampler(form="dps", variance="fixed_small", progress=False)
     ours.zeta = lambda lam: torch.tensor(zeta, dtype=torch.float64)   # ζ per sample
     ref = ours(prior, y, Identity(), 0.5, [1.0] * 6, seeds, schedule)
     assert torch.allclose(dps.samples, ref.samples, atol=1e-4)
@@ -95,7 +95,7 @@ def test_dps_fixed_seed_is_deterministic_and_batch_independent(setup):
     assert not torch.allclose(a, c)
 
 
-def test_dps_learned_variance_ends_are_beta_and_posterior(setup):
+def test_dps_learned_variance_ends_are_beta_and_fixed_small(setup):
     """``v = +1`` gives σ² = β_t, ``v = −1`` gives β̃_t (guided-diffusion's learned range)."""
     schedule, prior, y = setup
 
@@ -109,8 +109,8 @@ def test_dps_learned_variance_ends_are_beta_and_posterior(setup):
             return eps, torch.full_like(eps, self.v)
 
     zeta, seeds = [0.01] * 6, list(range(6))
-    for v, kind in ((1.0, "beta"), (-1.0, "posterior")):
-        learned = DPSSampler(variance="learned", progress=False)(WithVariance(v), y, Identity(), 0.5,
+    for v, kind in ((1.0, "beta"), (-1.0, "fixed_small")):
+        learned = DPSSampler(variance="learned_range", progress=False)(WithVariance(v), y, Identity(), 0.5,
                                                                  zeta, seeds, schedule)
         ref = DPSSampler(variance=kind, progress=False)(prior, y, Identity(), 0.5, zeta, seeds, schedule)
         assert torch.allclose(learned.samples, ref.samples, atol=1e-5), kind
@@ -124,7 +124,7 @@ def test_dps_clip_and_bad_options(setup):
     # ζ = 0, last step: x_0 = μ̃ with ᾱ_{-1} = 1, i.e. exactly the clamped x̂0
     assert out.abs().max() <= 0.1 + 1e-6
     with pytest.raises(ValueError, match="learned variance"):
-        DPSSampler(variance="learned", progress=False)(prior, y, Identity(), 0.5, [0.0] * 6,
+        DPSSampler(variance="learned_range", progress=False)(prior, y, Identity(), 0.5, [0.0] * 6,
                                                        list(range(6)), schedule)
     with pytest.raises(ValueError, match="not one of"):
         DPSSampler(variance="nope")

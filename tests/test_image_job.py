@@ -178,7 +178,7 @@ def test_ours_on_images_batch_two_equals_two_batches_of_one():
     op = GaussianBlur(kernel_size=9, std=1.5)
     y = op.forward(torch.rand(2, 3, 16, 16) * 2 - 1)
     seeds = per_sample_seeds(3, range(2))
-    s = VarianceScaledSampler(form="dps", variance="learned", clip_x0=True, progress=False,
+    s = VarianceScaledSampler(form="dps", variance="learned_range", clip_x0=True, progress=False,
                               zeta={"lam": [0, 1], "value": [1.0, 1.0]})
     both = s(prior, y, op, 0.05, [0.5, 1.0], seeds, schedule).samples
     one = s(prior, y[:1], op, 0.05, [0.5], seeds[:1], schedule).samples
@@ -204,7 +204,7 @@ def test_baselines_on_images_batch_two_equals_two_batches_of_one(which, operator
     y = operator.forward(torch.rand(2, 3, 16, 16) * 2 - 1)
     seeds = per_sample_seeds(3, range(2))
     if which == "dps":
-        s = DPSSampler(variance="learned", clip=[-1, 1], progress=False)
+        s = DPSSampler(variance="learned_range", clip=[-1, 1], progress=False)
         knob = [0.3, 1.0]
     else:
         s = DiffPIRSampler(knob="lambda_d", steps=6, clip=[-1, 1], progress=False)
@@ -237,7 +237,7 @@ def test_tiny_baseline_image_jobs_run(tmp_path, cache_dir, experiment):
 def test_images_small_composes_for_both_operators():
     blur = compose_cfg(["experiment=images_small"])
     assert blur.operator.name == "gaussian_blur" and blur.operator.kernel_size == 9
-    assert blur.sampler.variance == "learned" and blur.sampler.clip_x0 is True
+    assert blur.sampler.variance == "learned_range" and blur.sampler.clip_x0 is True
     assert issubclass(hydra.utils.get_class(blur.dataset._target_), ImageDataset)
     assert blur.noise.space == "[-1,1]"
     sr = compose_cfg(["experiment=images_small", "operator=super_resolution_x4"])

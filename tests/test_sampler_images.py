@@ -10,6 +10,7 @@ from torch import nn
 
 from vsdr.diffusion import VPSchedule, per_sample_seeds
 from vsdr.diffusion.noise import PerSampleNoise
+from vsdr.diffusion.variance import learned_range_log_variance
 from vsdr.models import NetworkPrior
 from vsdr.operators import Identity
 from vsdr.samplers import VarianceScaledSampler
@@ -28,18 +29,18 @@ class ConstantOutput(nn.Module):
                           torch.full_like(x[:, :c], self.v_value)], dim=1)
 
 
-def test_learned_log_variance_matches_hand_numbers():
+def test_learned_range_log_variance_matches_hand_numbers():
     s = VPSchedule.linear(T=4, beta_start=0.1, beta_end=0.4)  # betas 0.1, 0.2, 0.3, 0.4
     ab = [0.9, 0.9 * 0.8, 0.9 * 0.8 * 0.7, 0.9 * 0.8 * 0.7 * 0.6]
     post1 = 0.2 * (1 - ab[0]) / (1 - ab[1])
     post3 = 0.4 * (1 - ab[2]) / (1 - ab[3])
     v = torch.tensor([-1.0, 0.0, 1.0, 0.5])
-    got3 = s.learned_log_variance(3, v)
+    got3 = learned_range_log_variance(s, 3, v)
     expected3 = [math.log(post3), 0.5 * math.log(0.4) + 0.5 * math.log(post3), math.log(0.4),
                  0.75 * math.log(0.4) + 0.25 * math.log(post3)]
     assert got3.tolist() == pytest.approx(expected3, rel=1e-6)
     # step 0: β̃_0 = 0 is replaced by β̃_1 (guided-diffusion's clipped log variance)
-    got0 = s.learned_log_variance(0, torch.tensor([-1.0, 1.0]))
+    got0 = learned_range_log_variance(s, 0, torch.tensor([-1.0, 1.0]))
     assert got0.tolist() == pytest.approx([math.log(post1), math.log(0.1)], rel=1e-6)
 
 
@@ -61,7 +62,7 @@ def test_learned_variance_sampler_matches_hand_chain():
     y = torch.zeros(2, 3, 4, 4)
     lam = torch.tensor([0.25, 1.0])
     seeds = per_sample_seeds(7, range(2))
-    s = VarianceScaledSampler(variance="learned", zeta={"lam": [0, 1], "value": [0.0, 0.0]},
+    s = VarianceScaledSampler(variance="learned_range", zeta={"lam": [0, 1], "value": [0.0, 0.0]},
                               progress=False)
     out = s(prior, y, Identity(), 0.5, lam, seeds, schedule)
     noise = PerSampleNoise(seeds, (3, 4, 4), T)
@@ -81,7 +82,7 @@ def test_learned_variance_sampler_matches_hand_chain():
 def test_learned_variance_needs_six_channels():
     schedule = VPSchedule.linear(T=3)
     prior = NetworkPrior(lambda x, t: torch.zeros_like(x), schedule)  # ε only, 3 channels
-    s = VarianceScaledSampler(variance="learned", progress=False)
+    s = VarianceScaledSampler(variance="learned_range", progress=False)
     with pytest.raises(ValueError, match="2C output"):
         s(prior, torch.zeros(1, 3, 4, 4), Identity(), 0.5, [1.0], [0], schedule)
     with pytest.raises(ValueError, match="variance"):

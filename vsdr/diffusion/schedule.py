@@ -5,18 +5,71 @@ which is also the integer time fed to the network (DPS/guided-diffusion conventi
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
 
+def _elementwise_log(table: Tensor, index: list[int]) -> Tensor:
+    """``log table[index[k]]`` one 0-dim tensor at a time (the bits of ``float(table[i].log())``,
+    which a vectorised ``log`` of the whole table need not reproduce)."""
+    return torch.tensor([float(table[k].log()) for k in index], dtype=table.dtype, device=table.device)
+
+
 @dataclass(frozen=True)
 class VPSchedule:
     """Linear-β VP schedule: ``β_i`` from ``beta_start`` to ``beta_end``, ``α = 1 − β``,
-    ``ᾱ_i = ∏_{s≤i} α_s``. All tables are float64 tensors of length ``T``."""
+    ``ᾱ_i = ∏_{s≤i} α_s``. All tables are float64 tensors of length ``T``, computed once
+    at construction (treat them as read-only):
+
+    - ``alphas``, ``alpha_bars``, ``alpha_bars_prev`` (``ᾱ_{i−1}``, ``ᾱ_{−1} = 1``),
+    - ``posterior_variances`` ``β̃_i = β_i (1 − ᾱ_{i−1}) / (1 − ᾱ_i)`` (DDPM's; 0 at i = 0),
+    - ``sqrt_betas``, ``sqrt_posterior_variances``: the reverse σ_i of ``variance='beta'`` and
+      ``'fixed_small'``,
+    - ``log_betas`` and ``posterior_log_variance_clipped`` (``log β̃_i`` with ``β̃_0``
+      replaced by ``β̃_1``, guided-diffusion's): the ends of ``'learned_range'``.
+
+    ``at(i)`` gives step ``i``'s scalars as Python floats. See ``vsdr.diffusion.variance`` for
+    the reverse σ_i of each variance option.
+    """
 
     betas: Tensor
+    alphas: Tensor = field(init=False, repr=False, compare=False)
+    alpha_bars: Tensor = field(init=False, repr=False, compare=False)
+    alpha_bars_prev: Tensor = field(init=False, repr=False, compare=False)
+    posterior_variances: Tensor = field(init=False, repr=False, compare=False)
+    sqrt_betas: Tensor = field(init=False, repr=False, compare=False)
+    sqrt_posterior_variances: Tensor = field(init=False, repr=False, compare=False)
+    log_betas: Tensor = field(init=False, repr=False, compare=False)
+    posterior_log_variance_clipped: Tensor = field(init=False, repr=False, compare=False)
+    _steps: tuple[dict[str, float], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        betas = self.betas
+        alphas = 1.0 - betas
+        alpha_bars = torch.cumprod(alphas, dim=0)
+        alpha_bars_prev = torch.cat([alpha_bars.new_ones(1), alpha_bars[:-1]])
+        posterior = betas * (1.0 - alpha_bars_prev) / (1.0 - alpha_bars)
+        T = int(betas.shape[0])
+        clipped = [1 if i == 0 and T > 1 else i for i in range(T)]
+        tables = {
+            "alphas": alphas,
+            "alpha_bars": alpha_bars,
+            "alpha_bars_prev": alpha_bars_prev,
+            "posterior_variances": posterior,
+            "sqrt_betas": betas.sqrt(),
+            "sqrt_posterior_variances": posterior.sqrt(),
+            "log_betas": _elementwise_log(betas, list(range(T))),
+            "posterior_log_variance_clipped": _elementwise_log(posterior, clipped),
+        }
+        for name, value in tables.items():
+            object.__setattr__(self, name, value)
+        columns = zip(betas.tolist(), alphas.tolist(), alpha_bars.tolist(), alpha_bars_prev.tolist())
+        object.__setattr__(self, "_steps", tuple(
+            {"beta": b, "alpha": a, "alpha_bar": ab, "alpha_bar_prev": abp}
+            for b, a, ab, abp in columns
+        ))
 
     @classmethod
     def linear(cls, T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> VPSchedule:
@@ -32,51 +85,7 @@ class VPSchedule:
     def T(self) -> int:
         return int(self.betas.shape[0])
 
-    @property
-    def alphas(self) -> Tensor:
-        return 1.0 - self.betas
-
-    @property
-    def alpha_bars(self) -> Tensor:
-        return torch.cumprod(self.alphas, dim=0)
-
-    @property
-    def alpha_bars_prev(self) -> Tensor:
-        """``ᾱ_{i−1}``, with ``ᾱ_{−1} = 1``."""
-        ab = self.alpha_bars
-        return torch.cat([ab.new_ones(1), ab[:-1]])
-
-    @property
-    def posterior_variances(self) -> Tensor:
-        """``β̃_i = β_i (1 − ᾱ_{i−1}) / (1 − ᾱ_i)`` (DDPM's posterior variance; 0 at i = 0)."""
-        return self.betas * (1.0 - self.alpha_bars_prev) / (1.0 - self.alpha_bars)
-
-    def reverse_std(self, kind: str = "beta") -> Tensor:
-        """``σ_i`` of the reverse transition: ``√β_i`` (``kind='beta'``, the paper's choice)
-        or ``√β̃_i`` (``kind='posterior'``, DPS's)."""
-        if kind == "beta":
-            return self.betas.sqrt()
-        if kind == "posterior":
-            return self.posterior_variances.sqrt()
-        raise ValueError(f"reverse variance kind {kind!r} is not one of 'beta', 'posterior'")
-
-    def learned_log_variance(self, i: int, v: Tensor) -> Tensor:
-        """guided-diffusion's ``learned_range`` (REFERENCES.md, DPS): with ``frac = (v + 1)/2``,
-
-            log σ_i² = frac · log β_i + (1 − frac) · log β̃_i,
-
-        ``β̃``'s first entry (0) replaced by its second (``posterior_log_variance_clipped``)."""
-        post = self.posterior_variances
-        log_min = float(post[1 if i == 0 and self.T > 1 else i].log())
-        log_max = float(self.betas[i].log())
-        frac = (v + 1.0) / 2.0
-        return frac * log_max + (1.0 - frac) * log_min
-
     def at(self, i: int) -> dict[str, float]:
-        """Scalars of step ``i`` as Python floats: beta, alpha, alpha_bar, alpha_bar_prev."""
-        return {
-            "beta": float(self.betas[i]),
-            "alpha": float(self.alphas[i]),
-            "alpha_bar": float(self.alpha_bars[i]),
-            "alpha_bar_prev": float(self.alpha_bars_prev[i]),
-        }
+        """Scalars of step ``i`` as Python floats: beta, alpha, alpha_bar, alpha_bar_prev
+        (a fresh dict; the values are the tables' entries exactly)."""
+        return dict(self._steps[i])

@@ -3,12 +3,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-
-def _per_sample(v: Tensor | float, like: Tensor) -> Tensor | float:
-    """Broadcast a per-sample vector ``(B,)`` against a batch ``(B, ...)``."""
-    if isinstance(v, Tensor) and v.dim() == 1:
-        return v.to(like).view(-1, *([1] * (like.dim() - 1)))
-    return v
+from vsdr.diffusion.broadcast import per_sample
 
 
 def variance_scaled_step(
@@ -32,7 +27,7 @@ def variance_scaled_step(
     mean = (x_t + beta * score) / alpha**0.5
     if z is None:
         return mean
-    lam_b = _per_sample(lam, x_t)
+    lam_b = per_sample(lam, x_t)
     return mean + (lam_b**0.5) * sigma * z
 
 

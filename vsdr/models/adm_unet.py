@@ -17,16 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-
-def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
-    """``[cos(t·f_k), sin(t·f_k)]`` with ``f_k = max_period^(−k/half)``: ``(B,) → (B, dim)``."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
-    args = t.float()[:, None] * freqs[None]
-    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
-    if dim % 2:
-        emb = torch.cat([emb, torch.zeros_like(emb[:, :1])], dim=-1)
-    return emb
+from vsdr.models.embedding import timestep_embedding
 
 
 class GroupNorm32(nn.GroupNorm):

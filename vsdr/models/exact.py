@@ -20,7 +20,7 @@ class ExactPrior:
 
     def eps(self, x: Tensor, i: int) -> Tensor:
         self.nfe += 1
-        ab = float(self.schedule.alpha_bars[i])
+        ab = self.schedule.at(i)["alpha_bar"]
         return (-(1.0 - ab) ** 0.5 * self.prior.diffused(ab).score(x)).to(x.dtype)
 
 
@@ -47,6 +47,6 @@ class ExactPosterior:
 
     def score(self, x: Tensor, i: int, y: Tensor) -> Tensor:
         self.nfe += 1
-        ab = float(self.schedule.alpha_bars[i])
+        ab = self.schedule.at(i)["alpha_bar"]
         with torch.no_grad():
             return self.posterior(y).diffused(ab).score(x).to(x.dtype)

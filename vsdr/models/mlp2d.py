@@ -2,22 +2,12 @@
 concatenated, through a third block (§IV-A; the bridge code's ScoreNetwork shape)."""
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
-
-def sinusoidal_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
-    """Transformer-style sinusoidal embedding of (integer or real) times ``t``: ``(B,) → (B, dim)``."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32) / half)
-    args = t.float()[:, None] * freqs.to(t.device)[None]
-    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=1)
-    if dim % 2:
-        emb = torch.cat([emb, torch.zeros_like(emb[:, :1])], dim=1)
-    return emb
+from vsdr.models.embedding import timestep_embedding
 
 
 def mlp_block(sizes: Sequence[int], final_activation: bool = True) -> nn.Sequential:
@@ -46,5 +36,6 @@ class ScoreMLP(nn.Module):
         self.decoder = mlp_block([2 * enc, *decoder, dim], final_activation=False)
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        h = torch.cat([self.x_block(x), self.t_block(sinusoidal_embedding(t, self.temb))], dim=1)
+        emb = timestep_embedding(t, self.temb, freqs_on_cpu=True)
+        h = torch.cat([self.x_block(x), self.t_block(emb)], dim=1)
         return self.decoder(h)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from vsdr.diffusion.broadcast import per_sample
+from vsdr.diffusion.tweedie import eps_from_x0
 from vsdr.models.score import split_learned_variance
 
 
@@ -28,7 +30,7 @@ class PreconditionedEps(nn.Module):
         self.register_buffer("alpha_bars", alpha_bars.detach().float().clone(), persistent=False)
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        ab = self.alpha_bars.to(x.device)[t].view(-1, *([1] * (x.dim() - 1))).to(x.dtype)
+        ab = per_sample(self.alpha_bars.to(x.device)[t], x)
         s2 = (1.0 - ab) / ab
         sd2 = self.sigma_data**2
         x_tilde = x / ab.sqrt()
@@ -36,6 +38,6 @@ class PreconditionedEps(nn.Module):
         c_out = s2.sqrt() * self.sigma_data / (s2 + sd2).sqrt()
         c_in = 1.0 / (s2 + sd2).sqrt()
         f, v = split_learned_variance(self.net(c_in * x_tilde, t), x)
-        eps = (x - ab.sqrt() * (c_skip * x_tilde + c_out * f)) / (1.0 - ab).sqrt()
+        eps = eps_from_x0(x, c_skip * x_tilde + c_out * f, ab)
         return eps if v is None else torch.cat([eps, v], dim=1)
 

@@ -1,5 +1,5 @@
-"""Shared pieces of the image operators: reflect-padding and its exact adjoint, per-sample
-``ρ``, and the optical transfer function of a small kernel on an ``H × W`` torus."""
+"""Shared pieces of the image operators: reflect-padding and its exact adjoint, and the
+optical transfer function of a small kernel on an ``H × W`` torus."""
 from __future__ import annotations
 
 import torch
@@ -30,13 +30,6 @@ def reflect_pad_adjoint(z: Tensor, pad: int) -> Tensor:
     iw = reflect_index(w, pad).to(z.device)
     out = z.new_zeros(*z.shape[:-2], h, z.shape[-1]).index_add(-2, ih, z)
     return out.new_zeros(*z.shape[:-2], h, w).index_add(-1, iw, out)
-
-
-def per_sample(rho: float | Tensor, like: Tensor) -> float | Tensor:
-    """``ρ`` as a number or broadcast from one value per sample ``(B,)``."""
-    if isinstance(rho, Tensor) and rho.dim() == 1:
-        return rho.to(like).view(-1, *([1] * (like.dim() - 1)))
-    return rho
 
 
 def kernel_otf(weights: Tensor, offsets_h: Tensor, offsets_w: Tensor, h: int, w: int) -> Tensor:

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 from torch import Tensor
 
-from vsdr.operators._fft import kernel_otf, per_sample, reflect_pad, reflect_pad_adjoint
+from vsdr.diffusion.broadcast import per_sample
+from vsdr.operators._fft import kernel_otf, reflect_pad, reflect_pad_adjoint
 from vsdr.operators.linear import LinearOperator
 
 

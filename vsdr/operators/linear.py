@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from vsdr.diffusion.broadcast import per_sample
+
 
 class LinearOperator:
     """``y = A x``; subclasses give ``forward`` (``A``) and ``adjoint`` (``Aᵀ``)."""
@@ -48,6 +50,5 @@ class Identity(LinearOperator):
 
     def prox_data(self, x0_hat: Tensor, y: Tensor, rho: float | Tensor) -> Tensor:
         """``(y + ρ x̂0) / (1 + ρ)``."""
-        if isinstance(rho, Tensor) and rho.dim() == 1:
-            rho = rho.to(x0_hat).view(-1, *([1] * (x0_hat.dim() - 1)))
+        rho = per_sample(rho, x0_hat)
         return (y + rho * x0_hat) / (1.0 + rho)

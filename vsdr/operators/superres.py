@@ -8,7 +8,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vsdr.operators._fft import kernel_otf, per_sample
+from vsdr.diffusion.broadcast import per_sample
+from vsdr.operators._fft import kernel_otf
 from vsdr.operators.linear import LinearOperator
 
 

@@ -9,8 +9,10 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from vsdr.diffusion.broadcast import per_sample
 from vsdr.diffusion.noise import PerSampleNoise
 from vsdr.diffusion.schedule import VPSchedule
+from vsdr.diffusion.tweedie import diffuse, eps_from_x0, x0_from_eps
 from vsdr.samplers.base import Knob, Sampler, SampleResult, per_sample_knob, signal_shape
 
 #: DiffPIR's knobs: the data weight λ_D and the re-noising mix ζ_D (either one is swept)
@@ -73,28 +75,26 @@ class DiffPIRSampler(Sampler):
         grid = quadratic_timesteps(schedule.T, self.steps)
         noise = PerSampleNoise(seeds, signal_shape(y, operator), len(grid), dtype=y.dtype)
         x = noise.initial().to(y.device)
-        view = (-1, *([1] * (x.dim() - 1)))
-        zd = zeta_d.to(x).view(view)
-        ab_all = schedule.alpha_bars
+        zd = per_sample(zeta_d, x)
         traj = [x.clone()] if keep_trajectory else None
         nfe0 = model.nfe
         x0_hat = x
         for k in tqdm(range(len(grid) - 1, -1, -1), desc="DiffPIR", disable=not self.progress,
                       leave=False):
             t = grid[k]
-            ab = float(ab_all[t])
+            ab = schedule.at(t)["alpha_bar"]
             with torch.no_grad():
                 eps = model.eps(x, t)
-            x0_hat = (x - (1.0 - ab) ** 0.5 * eps) / ab**0.5
+            x0_hat = x0_from_eps(x, eps, ab)
             if self.clip is not None:
                 x0_hat = x0_hat.clamp(*self.clip)
             if k == 0:
                 break
             x0_hat = operator.prox_data(x0_hat, y, diffpir_rho(lam_d, sigma_y, ab).to(x))
-            eps_hat = (x - ab**0.5 * x0_hat) / (1.0 - ab) ** 0.5
-            ab_s = float(ab_all[grid[k - 1]])
+            eps_hat = eps_from_x0(x, x0_hat, ab)
+            ab_s = schedule.at(grid[k - 1])["alpha_bar"]
             z = noise.next().to(x)
-            x = ab_s**0.5 * x0_hat + (1.0 - ab_s) ** 0.5 * ((1.0 - zd).sqrt() * eps_hat + zd.sqrt() * z)
+            x = diffuse(x0_hat, (1.0 - zd).sqrt() * eps_hat + zd.sqrt() * z, ab_s)
             if traj is not None:
                 traj.append(x.detach().clone())
         if traj is not None:

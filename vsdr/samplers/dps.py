@@ -8,13 +8,14 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from vsdr.diffusion.broadcast import per_sample
 from vsdr.diffusion.guidance import likelihood_gradient
 from vsdr.diffusion.noise import PerSampleNoise
 from vsdr.diffusion.schedule import VPSchedule
 from vsdr.diffusion.step import ddpm_posterior_mean
+from vsdr.diffusion.tweedie import x0_from_eps
+from vsdr.diffusion.variance import check_variance, reverse_std
 from vsdr.samplers.base import Knob, Sampler, SampleResult, per_sample_knob, signal_shape
-
-VARIANCES = ("posterior", "beta", "learned")
 
 
 #: DPS's step size: the weight of the plain-norm likelihood step
@@ -28,12 +29,13 @@ class DPSSampler(Sampler):
         x'_{t−1} = μ̃(x_t, x̂0) + σ_t z                         (z = 0 at the last step)
         x_{t−1}  = x'_{t−1} − ζ ∇_{x_t} ‖y − A x̂0‖₂            (one norm per sample)
 
-    ``σ_t² = β̃_t`` (``variance='posterior'``, DPS's 2D default), ``β_t`` (``'beta'``), or the
-    network's learned variance (``'learned'``: the model's ``eps_and_v(x, i)`` must return a
-    ``v ∈ [−1, 1]``, as a ``NetworkPrior`` of the images' ``2C``-channel ADM network does).
+    ``σ_t² = β̃_t`` (``variance='fixed_small'``, DDPM's posterior variance, DPS's 2D default),
+    ``β_t`` (``'beta'``), or the network's learned variance (``'learned_range'``: the model's
+    ``eps_and_v(x, i)`` must return a ``v ∈ [−1, 1]``, as a ``NetworkPrior`` of the images'
+    ``2C``-channel ADM network does); see ``vsdr.diffusion.variance.reverse_std``.
     ``clip = (lo, hi)`` clamps ``x̂0`` as DPS does on images ([−1, 1]); ``None`` on 2D data.
-    Without clipping and with ``variance='posterior'`` this is exactly
-    ``VarianceScaledSampler(form='dps', variance='posterior')`` at λ = 1 (tested).
+    Without clipping and with ``variance='fixed_small'`` this is exactly
+    ``VarianceScaledSampler(form='dps', variance='fixed_small')`` at λ = 1 (tested).
     """
 
     name = "dps"
@@ -41,22 +43,21 @@ class DPSSampler(Sampler):
     knobs = (ZETA,)
     has_trajectory = True
 
-    def __init__(self, variance: str = "posterior", clip: Sequence[float] | None = None,
+    def __init__(self, variance: str = "fixed_small", clip: Sequence[float] | None = None,
                  knob: str | None = None, progress: bool = True):
         super().__init__(knob, progress)
-        if variance not in VARIANCES:
-            raise ValueError(f"sampler.variance={variance!r} is not one of {VARIANCES}")
+        check_variance(variance)
         if clip is not None and (len(clip) != 2 or not float(clip[0]) < float(clip[1])):
             raise ValueError(f"sampler.clip={clip!r} must be null or [lo, hi] with lo < hi")
         self.variance = variance
         self.clip = None if clip is None else (float(clip[0]), float(clip[1]))
 
     def _eps(self, model, x: Tensor, i: int) -> tuple[Tensor, Tensor | None]:
-        if self.variance != "learned":
+        if self.variance != "learned_range":
             return model.eps(x, i), None
         eps, v = model.eps_and_v(x, i) if hasattr(model, "eps_and_v") else (None, None)
         if v is None:
-            raise ValueError("sampler.variance=learned needs a network with a learned variance "
+            raise ValueError("sampler.variance=learned_range needs a network with a learned variance "
                              f"(2C output channels, ADM's learn_sigma); {type(model).__name__} has none")
         return eps, v
 
@@ -70,8 +71,7 @@ class DPSSampler(Sampler):
             raise ValueError(f"DPS step sizes ζ={zeta.tolist()} must be >= 0")
         noise = PerSampleNoise(seeds, signal_shape(y, operator), schedule.T, dtype=y.dtype)
         x = noise.initial().to(y.device)
-        zeta_b = zeta.to(x).view(-1, *([1] * (x.dim() - 1)))
-        sigmas = schedule.reverse_std("beta" if self.variance == "beta" else "posterior")
+        zeta_b = per_sample(zeta, x)
         traj = [x.clone()] if keep_trajectory else None
         nfe0 = model.nfe
         for i in tqdm(range(schedule.T - 1, -1, -1), desc="DPS", disable=not self.progress,
@@ -80,7 +80,7 @@ class DPSSampler(Sampler):
             with torch.enable_grad():
                 x_in = x.detach().requires_grad_(True)
                 eps, v = self._eps(model, x_in, i)
-                x0_hat = (x_in - (1.0 - sc["alpha_bar"]) ** 0.5 * eps) / sc["alpha_bar"] ** 0.5
+                x0_hat = x0_from_eps(x_in, eps, sc["alpha_bar"])
                 if self.clip is not None:
                     x0_hat = x0_hat.clamp(*self.clip)
                 grad = likelihood_gradient(x_in, x0_hat, y, operator, "dps")
@@ -88,10 +88,7 @@ class DPSSampler(Sampler):
                                          sc["beta"])
             if i > 0:
                 z = noise.next().to(x)
-                if v is None:
-                    std = float(sigmas[i])
-                else:
-                    std = torch.exp(0.5 * schedule.learned_log_variance(i, v.detach()))
+                std = reverse_std(schedule, i, self.variance, None if v is None else v.detach())
                 x_next = x_next + std * z
             x = (x_next - zeta_b * grad).detach()
             if traj is not None:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from vsdr.diffusion.broadcast import per_sample
 from vsdr.diffusion.schedule import VPSchedule
 from vsdr.samplers.base import Knob, Sampler, SampleResult, per_sample_knob
 from vsdr.samplers.ours import VarianceScaledSampler
@@ -59,5 +60,5 @@ class InterpolationSampler(Sampler):
         lam = torch.cat([torch.zeros(U, dtype=torch.float64), torch.ones(U, dtype=torch.float64)])
         res = self.inner(model, torch.cat([y_u, y_u]), operator, sigma_y, lam, seeds_u * 2, schedule)
         x_mmse, x_post = res.samples[:U][index_t], res.samples[U:][index_t]
-        s_b = s.to(x_mmse).view(-1, *([1] * (y.dim() - 1)))
+        s_b = per_sample(s, x_mmse)
         return SampleResult((1.0 - s_b) * x_mmse + s_b * x_post, res.nfe)

@@ -7,15 +7,15 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from vsdr.diffusion.broadcast import per_sample
 from vsdr.diffusion.checks import check_finite
 from vsdr.diffusion.guidance import FORMS, ZetaTable, likelihood_gradient
 from vsdr.diffusion.noise import PerSampleNoise
 from vsdr.diffusion.schedule import VPSchedule
 from vsdr.diffusion.step import variance_scaled_step
+from vsdr.diffusion.tweedie import x0_from_eps
+from vsdr.diffusion.variance import check_variance, reverse_std
 from vsdr.samplers.base import Knob, Sampler, SampleResult, per_sample_knob, signal_shape
-
-#: σ_t of the injected noise: √β_t (the paper), √β̃_t (DDPM posterior), the network's own
-VARIANCES = ("beta", "posterior", "learned")
 
 
 #: the paper's knob: the variance scale of every reverse step
@@ -31,8 +31,9 @@ class VarianceScaledSampler(Sampler):
         dps form:   score = s − ζ(λ) (√α_t/β_t) ∇_{x_t} ‖y − A x̂0‖₂
         x_{t−1} = (x_t + β_t score)/√α_t + √λ σ_t z          (eq. 12; z = 0 at the last step)
 
-    ``σ_t``: ``variance='beta'`` √β_t (the paper), ``'posterior'`` √β̃_t, ``'learned'`` the
-    network's own per-pixel σ_t of a ``2C``-channel (ADM ``learn_sigma``) network,
+    ``σ_t`` (``vsdr.diffusion.variance.reverse_std``): ``variance='beta'`` √β_t (the paper),
+    ``'fixed_small'`` √β̃_t (DDPM's posterior variance), ``'learned_range'`` the network's own
+    per-pixel σ_t of a ``2C``-channel (ADM ``learn_sigma``) network,
     ``log σ_t² = frac·log β_t + (1−frac)·log β̃_t``, ``frac = (v+1)/2`` (METHOD.md §7,
     REFERENCES.md DPS); the noise is then ``√λ`` times that σ. ``clip_x0`` clips ``x̂0`` to
     ``[−1, 1]`` (images).
@@ -64,8 +65,7 @@ class VarianceScaledSampler(Sampler):
         super().__init__(knob, progress)
         if form not in FORMS:
             raise ValueError(f"sampler.form={form!r} is not one of {FORMS}")
-        if variance not in VARIANCES:
-            raise ValueError(f"sampler.variance={variance!r} is not one of {VARIANCES}")
+        check_variance(variance)
         zeta = dict(zeta or {"lam": [0.0, 1.0], "value": [0.5, 0.5]})
         self.form = form
         self.zeta = ZetaTable(zeta["lam"], zeta["value"])
@@ -79,25 +79,25 @@ class VarianceScaledSampler(Sampler):
 
     def score_and_v(self, model, x: Tensor, i: int, y: Tensor, operator, sigma_y: float,
                     zeta: Tensor, schedule: VPSchedule) -> tuple[Tensor, Tensor | None]:
-        """The conditional score and, with ``variance='learned'``, the network's variance
+        """The conditional score and, with ``variance='learned_range'``, the network's variance
         channels ``v`` (detached; ``None`` otherwise). With ``clip_x0`` Tweedie's ``x̂0`` is
         clipped to ``[−1, 1]`` (as DPS does) and the prior score is the one of the clipped
         estimate, ``s = (√ᾱ_t x̂0 − x_t)/(1 − ᾱ_t)``; the likelihood term sees it too."""
         if getattr(model, "is_conditional", False):
             with torch.no_grad():
                 return model.score(x, i, y), None
-        ab = float(schedule.alpha_bars[i])
+        ab = schedule.at(i)["alpha_bar"]
         with torch.enable_grad():
             x_in = x.detach().requires_grad_(True)
-            if self.variance == "learned":
+            if self.variance == "learned_range":
                 eps, v = model.eps_and_v(x_in, i)
                 if v is None:
-                    raise ValueError("sampler.variance=learned needs a network with 2C output "
-                                     "channels (ADM's learn_sigma=true)")
+                    raise ValueError("sampler.variance=learned_range needs a network with 2C "
+                                     "output channels (ADM's learn_sigma=true)")
                 v = v.detach()
             else:
                 eps, v = model.eps(x_in, i), None
-            x0_hat = (x_in - (1.0 - ab) ** 0.5 * eps) / ab**0.5
+            x0_hat = x0_from_eps(x_in, eps, ab)
             if self.clip_x0:
                 x0_hat = x0_hat.clamp(-1.0, 1.0)
             grad = likelihood_gradient(x_in, x0_hat, y, operator, self.form)
@@ -105,10 +105,11 @@ class VarianceScaledSampler(Sampler):
             score = (ab**0.5 * x0_hat.detach() - x) / (1.0 - ab)
         else:
             score = -eps.detach() / (1.0 - ab) ** 0.5
-        zeta_b = zeta.to(x).view(-1, *([1] * (x.dim() - 1)))
+        zeta_b = per_sample(zeta, x)
         if self.form == "paper":
             return score - zeta_b * grad / sigma_y**2, v
-        beta, alpha = float(schedule.betas[i]), float(schedule.alphas[i])
+        sc = schedule.at(i)
+        beta, alpha = sc["beta"], sc["alpha"]
         return score - zeta_b * (alpha**0.5 / beta) * grad, v
 
     def __call__(
@@ -132,7 +133,6 @@ class VarianceScaledSampler(Sampler):
         x = noise.initial() if x_T is None else x_T.clone()
         x = x.to(y.device)
         zeta = self.zeta(lam)
-        sigmas = schedule.reverse_std(self.variance) if self.variance != "learned" else None
         lam_x = lam.to(x)
         traj = [x.clone()] if keep_trajectory else None
         nfe0 = model.nfe
@@ -140,10 +140,9 @@ class VarianceScaledSampler(Sampler):
         for i in tqdm(steps, desc="sampling", disable=not self.progress, leave=False):
             score, v = self.score_and_v(model, x, i, y, operator, sigma_y, zeta, schedule)
             z = noise.next().to(x) if i > 0 else None
-            sigma = (float(sigmas[i]) if v is None
-                     else (0.5 * schedule.learned_log_variance(i, v)).exp().to(x))
-            x = variance_scaled_step(x, score, float(schedule.betas[i]), float(schedule.alphas[i]),
-                                     sigma, lam_x, z).detach()
+            sigma = reverse_std(schedule, i, self.variance, v)
+            sc = schedule.at(i)
+            x = variance_scaled_step(x, score, sc["beta"], sc["alpha"], sigma, lam_x, z).detach()
             check_finite(x, i, schedule.T, lam, what="x_{t-1}")
             if traj is not None:
                 traj.append(x.clone())

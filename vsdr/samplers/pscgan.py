@@ -6,6 +6,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from vsdr.diffusion.broadcast import per_sample
 from vsdr.samplers.base import Knob, Sampler, SampleResult, per_sample_knob
 
 #: PSCGAN's traversals: how many generator samples are averaged, the injected noise's scale
@@ -48,10 +49,10 @@ class PSCGANSampler(Sampler):
         z = torch.cat([torch.randn((n, model.z_dim), generator=torch.Generator().manual_seed(int(s)))
                        for n, s in zip(counts, seeds)]).to(y)
         owner = torch.repeat_interleave(torch.arange(B), torch.tensor(counts)).to(y.device)
-        scale = sz.to(y)[owner].view(-1, 1)
+        scale = per_sample(sz.to(y)[owner], z)
         nfe0 = model.nfe
         out = model(y[owner], scale * z)
         total = torch.zeros((B, *out.shape[1:]), dtype=out.dtype, device=out.device).index_add_(0, owner, out)
         n_b = torch.tensor(counts, dtype=out.dtype, device=out.device)
-        mean = total / n_b.view(-1, *([1] * (out.dim() - 1)))
+        mean = total / per_sample(n_b, out)
         return SampleResult(mean, model.nfe - nfe0)

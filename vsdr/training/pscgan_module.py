@@ -7,6 +7,8 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
+from vsdr.diffusion.broadcast import per_sample
+
 
 def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, y: Tensor, u: Tensor) -> Tensor:
     """WGAN-GP's ``E (‖∇_x̃ D(x̃, y)‖₂ − 1)²`` at ``x̃ = u x + (1 − u) x_fake`` (Gulrajani et al.
@@ -63,7 +65,7 @@ class PSCGANModule(L.LightningModule):
         # critic step
         with torch.no_grad():
             fake = self.generator(y, self._randn((B, zd), x0))
-        u = torch.rand((B, *([1] * (x0.dim() - 1))), generator=self.noise_gen).to(x0)
+        u = per_sample(torch.rand(B, generator=self.noise_gen), x0)
         gp = gradient_penalty(self.critic, x0, fake, y, u)
         loss_d = self.critic(fake, y).mean() - self.critic(x0, y).mean() + self.gp_weight * gp
         opt_d.zero_grad()

@@ -8,7 +8,9 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from vsdr.diffusion.broadcast import per_sample
 from vsdr.diffusion.schedule import VPSchedule
+from vsdr.diffusion.tweedie import diffuse
 from vsdr.models.score import split_learned_variance
 from vsdr.training.vlb import vlb_variance_term
 
@@ -53,8 +55,7 @@ class ScoreMatchingModule(L.LightningModule):
         i = torch.randint(0, T, (x0.shape[0],), generator=self.noise_gen)
         eps = torch.randn(x0.shape, generator=self.noise_gen)
         i, eps = i.to(x0.device), eps.to(x0)
-        ab = self.alpha_bars[i].view(-1, *([1] * (x0.dim() - 1)))
-        x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
+        x_t = diffuse(x0, eps, per_sample(self.alpha_bars[i], x0))
         eps_hat, v = split_learned_variance(self.net(x_t, i), x0)
         if v is not None:  # learned variance (ADM learn_sigma): guided-diffusion's L_vlb term
             vb = vlb_variance_term(eps, eps_hat, v, i, self.betas, self.alpha_bars)

@@ -47,7 +47,7 @@ def test_ffhq_parameter_count_and_shapes(ffhq):
     for k in qkv:
         c = sd[k.replace("qkv.weight", "norm.weight")].shape[0]
         assert tuple(sd[k].shape) == (3 * c, c, 1)
-    # the key families the checkpoint uses (REFERENCES.md)
+    # the key families the checkpoint uses (docs/METHOD.md §8)
     for key in ["time_embed.2.bias", "input_blocks.1.0.in_layers.2.weight",
                 "input_blocks.1.0.emb_layers.1.weight", "input_blocks.1.0.out_layers.3.weight",
                 "middle_block.0.in_layers.0.weight", "middle_block.1.proj_out.weight",

@@ -1,4 +1,4 @@
-"""Analytic oracles (METHOD.md §3–§4): exact posteriors and scores, and the variance-scaled
+"""Analytic oracles (docs/METHOD.md §3–§4): exact posteriors and scores, and the variance-scaled
 sampler against Theorems 1–2 with the exact conditional score."""
 from __future__ import annotations
 

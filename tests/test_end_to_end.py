@@ -1,5 +1,5 @@
 """A fast job end to end: train, sample a λ sweep, evaluate, write every file of
-ARCHITECTURE.md §2; the cache; a multirun with its gathered DP curve."""
+docs/METHOD.md §9; the cache; a multirun with its gathered DP curve."""
 from __future__ import annotations
 
 import csv

@@ -315,3 +315,21 @@ def test_make_figures_takes_figure_names():
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "scripts/make_figures.py images_small fig5" in res.stdout
+
+
+def test_the_repository_refers_to_no_document_outside_it():
+    """Code, configs and docs cite docs/METHOD.md, docs/RESULTS.md and each other only."""
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    outside = re.compile(r"REFERENCES\.md|ARCHITECTURE\.md|\.\./shared")
+    bare_method = re.compile(r"(?<![/\w])METHOD\.md")  # outside docs/ it must be docs/METHOD.md
+    bad = []
+    for name in files:
+        path = ROOT / name
+        if name.startswith(".ci/") or path.suffix not in (".py", ".yaml", ".md", ".toml", ".cfg", ""):
+            continue
+        if path.is_file():
+            text = path.read_text(errors="ignore")
+            bad += [f"{name}: {m.group(0)}" for m in outside.finditer(text)]
+            if not name.startswith("docs/"):
+                bad += [f"{name}: {m.group(0)}" for m in bare_method.finditer(text)]
+    assert not bad, bad[:10]

@@ -1,4 +1,4 @@
-"""Data with closed-form posteriors (METHOD.md §3–§4): Gaussian mixtures in torch, their
+"""Data with closed-form posteriors (docs/METHOD.md §3–§4): Gaussian mixtures in torch, their
 diffused marginals and scores, and the posterior under ``y = A x0 + n``, ``n ~ N(0, σ² I)``.
 
 A single Gaussian is the one-component case, so one class serves ``dataset=gaussian`` and
@@ -82,7 +82,7 @@ class GaussianMixture:
 
 
 def posterior(prior: GaussianMixture, A: Tensor, sigma: float, y: Tensor) -> GaussianMixture:
-    """``p(x0 | y)`` for ``y = A x0 + N(0, σ² I)`` (METHOD.md §3–§4), per row of ``y (B, k)``:
+    """``p(x0 | y)`` for ``y = A x0 + N(0, σ² I)`` (docs/METHOD.md §3–§4), per row of ``y (B, k)``:
 
         S_k = (C_k⁻¹ + AᵀA/σ²)⁻¹,   m_k = S_k (C_k⁻¹ μ_k + Aᵀ y/σ²),
         w_k ∝ π_k N(y; A μ_k, A C_k Aᵀ + σ² I).
@@ -140,8 +140,8 @@ class GaussianData(AnalyticDataset):
 
     def __init__(self, dim: int = 2, draw_seed: int = 0, mean_scale: float = 1.0,
                  scale: float = 1.0, condition: float = 10.0,
-                 observation: Sequence[float] | None = None, **kw: object):
-        super().__init__(**kw)
+                 observation: Sequence[float] | None = None, name: str | None = None):
+        super().__init__(name)
         self.observation = list(observation) if observation is not None else None
         rng = np.random.default_rng(draw_seed)
         m = rng.standard_normal(dim) * mean_scale
@@ -151,14 +151,14 @@ class GaussianData(AnalyticDataset):
 
 
 class MixtureData(AnalyticDataset):
-    """``Σ_k π_k N(μ_k, C_k)`` with everything given in config (METHOD.md §4)."""
+    """``Σ_k π_k N(μ_k, C_k)`` with everything given in config (docs/METHOD.md §4)."""
 
     name = "mixture"
 
     def __init__(self, weights: Sequence[float], means: Sequence[Sequence[float]],
                  covs: Sequence[Sequence[Sequence[float]]],
-                 observation: Sequence[float] | None = None, **kw: object):
-        super().__init__(**kw)
+                 observation: Sequence[float] | None = None, name: str | None = None):
+        super().__init__(name)
         self.observation = list(observation) if observation is not None else None
         w = torch.tensor(list(weights), dtype=DT)
         self.prior = GaussianMixture(w / w.sum(), torch.tensor([list(m) for m in means], dtype=DT),

@@ -1,5 +1,5 @@
 """Image data: a folder of PNG/JPEG files (FFHQ's layout), pixels scaled to ``[−1, 1]``
-(DPS: ``ToTensor`` then ``(x − 0.5)/0.5``; REFERENCES.md, "DPS")."""
+(DPS: ``ToTensor`` then ``(x − 0.5)/0.5``; docs/METHOD.md §8, DPS)."""
 from __future__ import annotations
 
 from collections.abc import Sequence

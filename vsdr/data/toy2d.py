@@ -1,4 +1,4 @@
-"""2D point clouds by the recipes in REFERENCES.md ("2D data recipes")."""
+"""2D point clouds by the recipes in docs/METHOD.md §8 ("2D data recipes")."""
 from __future__ import annotations
 
 import numpy as np
@@ -31,8 +31,8 @@ class Pinwheel(PointDataset):
     name = "pinwheel"
 
     def __init__(self, arms: int = 5, radial_std: float = 0.3, tangential_std: float = 0.1,
-                 rate: float = 0.25, scale: float = 2.0, **kw: object):
-        super().__init__(**kw)
+                 rate: float = 0.25, scale: float = 2.0, name: str | None = None):
+        super().__init__(name)
         self.arms, self.radial_std, self.tangential_std = arms, radial_std, tangential_std
         self.rate, self.scale = rate, scale
 
@@ -50,8 +50,8 @@ class Pinwheel(PointDataset):
 class _Standardised(PointDataset):
     """scikit-learn curves (noise 0), standardised by one global mean and std, times ``scale``."""
 
-    def __init__(self, scale: float = 1.0, **kw: object):
-        super().__init__(**kw)
+    def __init__(self, scale: float = 1.0, name: str | None = None):
+        super().__init__(name)
         self.scale = scale
 
     def raw(self, n: int, rng: np.random.Generator) -> np.ndarray:

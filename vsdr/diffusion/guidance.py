@@ -1,4 +1,4 @@
-"""The DPS likelihood term and its weight ζ(λ) (METHOD.md §2, "Conditional score")."""
+"""The DPS likelihood term and its weight ζ(λ) (docs/METHOD.md §2, "Conditional score")."""
 from __future__ import annotations
 
 from collections.abc import Sequence

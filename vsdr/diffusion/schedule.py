@@ -1,4 +1,4 @@
-"""The VP / DDPM noise schedule (METHOD.md §1).
+"""The VP / DDPM noise schedule (docs/METHOD.md §1).
 
 Index convention: the paper's steps are t = 1..T; the code uses ``i = t - 1 = 0..T-1``,
 which is also the integer time fed to the network (DPS/guided-diffusion convention).

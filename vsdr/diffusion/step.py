@@ -1,4 +1,4 @@
-"""The variance-scaled reverse step (METHOD.md §2, eq. 12)."""
+"""The variance-scaled reverse step (docs/METHOD.md §2, eq. 12)."""
 from __future__ import annotations
 
 from torch import Tensor

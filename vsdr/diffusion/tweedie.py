@@ -1,4 +1,4 @@
-"""The VP forward marginal ``x_t = √ᾱ_t x0 + √(1−ᾱ_t) ε`` and its two inversions (METHOD.md §1):
+"""The VP forward marginal ``x_t = √ᾱ_t x0 + √(1−ᾱ_t) ε`` and its two inversions (docs/METHOD.md §1):
 Tweedie's ``x̂0`` from ``ε`` and ``ε`` from ``x̂0``.
 
 ``alpha_bar`` is a Python float (one step for the whole batch, the samplers) or a tensor

@@ -1,4 +1,4 @@
-"""The reverse step's noise level σ_t, one function for every choice (METHOD.md §2, §7).
+"""The reverse step's noise level σ_t, one function for every choice (docs/METHOD.md §2, §7).
 
 ``variance`` names, after diffusers' ``variance_type``:
 

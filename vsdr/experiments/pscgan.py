@@ -12,11 +12,11 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from vsdr.config import check_arguments
+from vsdr.config import instantiate
 from vsdr.errors import ConfigError
 from vsdr.experiments.hashing import config_hash
 from vsdr.experiments.writer import atomic_write
-from vsdr.models.cgan import ConditionalGenerator, CriticMLP, GeneratorMLP
+from vsdr.models.cgan import ConditionalGenerator
 from vsdr.models.score import load_state_strict
 from vsdr.training.pscgan_module import PSCGANModule
 from vsdr.training.score_module import RandomBatches
@@ -49,12 +49,11 @@ def gan_cache_path(cfg: DictConfig) -> Path:
         f"{cfg.dataset.name}-pscgan-{config_hash(gan_training_key(cfg))}.pt")
 
 
-def build_gan(cfg: DictConfig) -> tuple[GeneratorMLP, CriticMLP]:
-    g = OmegaConf.to_container(cfg.sampler.gan.generator, resolve=True)
-    d = OmegaConf.to_container(cfg.sampler.gan.critic, resolve=True)
-    check_arguments(GeneratorMLP, g, "sampler.gan.generator")
-    check_arguments(CriticMLP, d, "sampler.gan.critic")
-    return GeneratorMLP(**g), CriticMLP(**d)
+def build_gan(cfg: DictConfig) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The generator ``G(y, z)`` and the critic ``D(x, y)`` of ``sampler.gan`` (their
+    ``_target_``s: ``GeneratorMLP`` and ``CriticMLP`` on 2D data)."""
+    return (instantiate(cfg.sampler.gan.generator, "sampler.gan.generator"),
+            instantiate(cfg.sampler.gan.critic, "sampler.gan.critic"))
 
 
 def train_gan(cfg: DictConfig, generator, critic, dataset, operator, logger) -> float:

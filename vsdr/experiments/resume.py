@@ -1,4 +1,4 @@
-"""Resuming jobs and sweeps (ARCHITECTURE.md §2, issue 6).
+"""Resuming jobs and sweeps (docs/METHOD.md §9, issue 6).
 
 Two levels:
 

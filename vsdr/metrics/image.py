@@ -1,4 +1,4 @@
-"""Image metrics (METHOD.md §7): MSE and PSNR on ``[0, 1]`` images, LPIPS (the ``lpips``
+"""Image metrics (docs/METHOD.md §7): MSE and PSNR on ``[0, 1]`` images, LPIPS (the ``lpips``
 package, inputs in ``[−1, 1]``), FID (clean-fid) against the ground-truth folder.
 
 Pretrained weights that the libraries would download at run time are looked up locally:

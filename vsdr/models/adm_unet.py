@@ -1,12 +1,12 @@
 """The ADM UNet of guided-diffusion (Dhariwal & Nichol 2021) with its module and parameter
-names, so the DPS FFHQ checkpoint ``ffhq_10m.pt`` loads strictly (REFERENCES.md, "DPS").
+names, so the DPS FFHQ checkpoint ``ffhq_10m.pt`` loads strictly (docs/METHOD.md §8, DPS).
 
 Written from the architecture's description: a time embedding MLP (``time_embed``), an
 encoder (``input_blocks``) of residual blocks with optional self-attention and down-sampling
 residual blocks, a ``middle_block`` (ResBlock, attention, ResBlock), a decoder
 (``output_blocks``) that concatenates the encoder's skips, and an output head ``out``.
 With ``learn_sigma`` the head gives ``2 · in_channels`` channels: ``ε`` then the variance
-interpolation ``v`` of the ``learned_range`` parameterisation (METHOD.md §7).
+interpolation ``v`` of the ``learned_range`` parameterisation (docs/METHOD.md §7).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""PSCGAN's 2D networks (METHOD.md §6, REFERENCES.md "PSCGAN"): an MLP generator ``G(y, z)``
+"""PSCGAN's 2D networks (docs/METHOD.md §6, docs/METHOD.md §8, PSCGAN): an MLP generator ``G(y, z)``
 and an MLP critic ``D(x, y)``; the paper's sizes are 25,682 and 25,025 parameters."""
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ class ExactPrior:
 
 class ExactPosterior:
     """The exact conditional score ``∇ log p_t(x_t | y)`` of the diffused posterior
-    ``Σ_k w_k(y) N(√ᾱ m_k(y), ᾱ S_k + (1 − ᾱ) I)`` (METHOD.md §4), per sample's ``y``."""
+    ``Σ_k w_k(y) N(√ᾱ m_k(y), ᾱ S_k + (1 − ᾱ) I)`` (docs/METHOD.md §4), per sample's ``y``."""
 
     is_conditional = True
 

@@ -1,7 +1,7 @@
 """Score interfaces: what a sampler asks of a model.
 
 A *prior* gives ``ε(x_t, i)`` (differentiable in ``x_t``); from it
-``s = −ε/√(1−ᾱ_i)`` and Tweedie's ``x̂0 = (x_t − √(1−ᾱ_i) ε)/√ᾱ_i`` (METHOD.md §1;
+``s = −ε/√(1−ᾱ_i)`` and Tweedie's ``x̂0 = (x_t − √(1−ᾱ_i) ε)/√ᾱ_i`` (docs/METHOD.md §1;
 ``vsdr.diffusion.tweedie.x0_from_eps``).
 A *conditional* score model (``is_conditional = True``, the analytic oracles) gives
 ``∇ log p_t(x_t | y)`` directly.

@@ -1,4 +1,4 @@
-"""DPS's Gaussian blur (REFERENCES.md, "DPS"): a ``kernel_size²`` delta filtered by scipy's
+"""DPS's Gaussian blur (docs/METHOD.md §8, DPS): a ``kernel_size²`` delta filtered by scipy's
 ``gaussian_filter`` (std ``std``, default truncation 4 std: a ``(2r+1)²`` support with
 ``r = int(4·std + 0.5)``, 25×25 for std 3), reflection padding ``kernel_size // 2`` and a
 depthwise convolution."""

@@ -18,7 +18,7 @@ class LinearOperator:
         raise NotImplementedError
 
     def prox_data(self, x0_hat: Tensor, y: Tensor, rho: float | Tensor) -> Tensor:
-        """The data step of HQS / DiffPIR (METHOD.md §6) in closed form:
+        """The data step of HQS / DiffPIR (docs/METHOD.md §6) in closed form:
         ``argmin_x ‖y − A x‖² + ρ ‖x − x̂0‖² = (AᵀA + ρ I)⁻¹ (Aᵀ y + ρ x̂0)``;
         ``rho`` is a number or one value per sample ``(B,)``."""
         raise NotImplementedError(f"{type(self).__name__} has no closed-form data step")

@@ -1,4 +1,4 @@
-"""DPS's super-resolution operator (REFERENCES.md, "DPS"): MATLAB ``imresize`` by
+"""DPS's super-resolution operator (docs/METHOD.md §8, DPS): MATLAB ``imresize`` by
 ``1/scale`` with the bicubic kernel (``a = −0.5``), anti-aliasing and mirror boundaries."""
 from __future__ import annotations
 

@@ -78,7 +78,7 @@ def plot_trajectories(trajectories: dict[float, np.ndarray], post: GaussianMixtu
 
 def plot_gaussian_theory(rows: Sequence[dict], title: str = ""):
     """MSE/D* and W2 against λ, measured (points) and predicted: ``1 + λ`` and
-    ``(1 − √λ)√D*`` (METHOD.md §3)."""
+    ``(1 − √λ)√D*`` (docs/METHOD.md §3)."""
     rows = sorted(rows, key=lambda r: float(r["value"]))
     lam = np.array([float(r["value"]) for r in rows])
     d_star = float(rows[0]["mmse"])

@@ -1,4 +1,4 @@
-"""DiffPIR (Zhu et al. 2023; METHOD.md §6, REFERENCES.md "DiffPIR"): plug-and-play HQS on a
+"""DiffPIR (Zhu et al. 2023; docs/METHOD.md §6, docs/METHOD.md §8, DiffPIR): plug-and-play HQS on a
 short DDIM-style chain, with the data step in closed form (``operator.prox_data``)."""
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def quadratic_timesteps(T: int, steps: int) -> list[int]:
 
 
 def diffpir_rho(lambda_d: Tensor | float, sigma_y: float, alpha_bar: float) -> Tensor | float:
-    """``ρ_t = λ_D σ_y² ᾱ_t / (1 − ᾱ_t) = λ_D σ_y² / σ̄_t²`` (REFERENCES.md, DiffPIR; the
+    """``ρ_t = λ_D σ_y² ᾱ_t / (1 − ᾱ_t) = λ_D σ_y² / σ̄_t²`` (docs/METHOD.md §8, DiffPIR; the
     weight of ``‖x − x̂0‖²`` against ``‖y − A x‖²``)."""
     return lambda_d * sigma_y**2 * alpha_bar / (1.0 - alpha_bar)
 

@@ -1,4 +1,4 @@
-"""Diffusion posterior sampling (Chung et al. 2023; METHOD.md §6, REFERENCES.md "DPS"):
+"""Diffusion posterior sampling (Chung et al. 2023; docs/METHOD.md §6, docs/METHOD.md §8, DPS):
 λ = 1, DPS's own step, its step size ζ as the traversal knob (Fig. 11)."""
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from vsdr.diffusion.step import ddpm_posterior_mean
 from vsdr.diffusion.tweedie import x0_from_eps
 from vsdr.diffusion.variance import check_variance, reverse_std
 from vsdr.samplers.base import Knob, Sampler, SampleResult, per_sample_knob, signal_shape
-
 
 #: DPS's step size: the weight of the plain-norm likelihood step
 ZETA = Knob("zeta", "ζ", 0.0, float("inf"), what="DPS's step size ζ (0 is unconditional)")

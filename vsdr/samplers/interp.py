@@ -1,5 +1,5 @@
 """Linear interpolation between the MMSE and posterior end points of one score network
-(Freirich et al. 2021; METHOD.md §3 and §6)."""
+(Freirich et al. 2021; docs/METHOD.md §3 and §6)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -22,7 +22,7 @@ class InterpolationSampler(Sampler):
     Both end points come from the variance-scaled sampler (Algorithm 1) on the same network
     with the same per-sample seed, so ``s = 0`` is exactly ours at ``λ = 0`` and ``s = 1``
     ours at ``λ = 1``. For posterior Gaussian data this traces the optimal curve
-    ``D(P) = D* + (√D* − P)²`` (METHOD.md §3). Rows of the batch that share ``(y, seed)``
+    ``D(P) = D* + (√D* − P)²`` (docs/METHOD.md §3). Rows of the batch that share ``(y, seed)``
     (the same test point under several ``s``) share their two chains: the cost is two
     chains per distinct point, whatever the number of ``s`` values. No trajectory: a
     reconstruction is a mix of two chains' end points.

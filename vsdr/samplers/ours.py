@@ -1,4 +1,4 @@
-"""The variance-scaled sampler: the paper's Algorithm 1 (METHOD.md §2)."""
+"""The variance-scaled sampler: the paper's Algorithm 1 (docs/METHOD.md §2)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -17,7 +17,6 @@ from vsdr.diffusion.tweedie import x0_from_eps
 from vsdr.diffusion.variance import check_variance, reverse_std
 from vsdr.samplers.base import Knob, Sampler, SampleResult, per_sample_knob, signal_shape
 
-
 #: the paper's knob: the variance scale of every reverse step
 LAM = Knob("lam", "λ", 0.0, 1.0,
            what="the variance scale of every reverse step (0: MMSE, 1: posterior sample)")
@@ -34,8 +33,8 @@ class VarianceScaledSampler(Sampler):
     ``σ_t`` (``vsdr.diffusion.variance.reverse_std``): ``variance='beta'`` √β_t (the paper),
     ``'fixed_small'`` √β̃_t (DDPM's posterior variance), ``'learned_range'`` the network's own
     per-pixel σ_t of a ``2C``-channel (ADM ``learn_sigma``) network,
-    ``log σ_t² = frac·log β_t + (1−frac)·log β̃_t``, ``frac = (v+1)/2`` (METHOD.md §7,
-    REFERENCES.md DPS); the noise is then ``√λ`` times that σ. ``clip_x0`` clips ``x̂0`` to
+    ``log σ_t² = frac·log β_t + (1−frac)·log β̃_t``, ``frac = (v+1)/2`` (docs/METHOD.md §7,
+    docs/METHOD.md §8, DPS); the noise is then ``√λ`` times that σ. ``clip_x0`` clips ``x̂0`` to
     ``[−1, 1]`` (images).
 
     The ``dps`` form written as a score is exactly DPS's update

@@ -1,4 +1,4 @@
-"""PSCGAN's traversals at inference (METHOD.md §6): PSCGAN-N and PSCGAN-σz."""
+"""PSCGAN's traversals at inference (docs/METHOD.md §6): PSCGAN-N and PSCGAN-σz."""
 from __future__ import annotations
 
 from collections.abc import Sequence

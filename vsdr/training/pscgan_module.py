@@ -1,4 +1,4 @@
-"""PSCGAN training (Ohayon et al. 2021; REFERENCES.md "PSCGAN") as a LightningModule."""
+"""PSCGAN training (Ohayon et al. 2021; docs/METHOD.md §8, PSCGAN) as a LightningModule."""
 from __future__ import annotations
 
 import copy

@@ -44,6 +44,29 @@ def run_cli(args: list[str], cwd: Path, env_extra: dict | None = None, timeout: 
                           capture_output=True, text=True, timeout=timeout)
 
 
+def kill_once_logged(cmd: list[str], cwd: Path, env: dict, log: Path, marker: str = "sampled chunk",
+                     timeout: float = 300) -> int:
+    """Start ``cmd`` and SIGKILL it (its whole session) as soon as ``log`` contains ``marker``;
+    return its exit code (``-SIGKILL``). Fails if it ends first or never logs ``marker``."""
+    import signal
+    import time
+
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    try:
+        while not (log.is_file() and marker in log.read_text()):
+            assert proc.poll() is None, f"{cmd[1:3]} ended before it could be killed"
+            assert time.monotonic() < deadline, f"{log} never showed {marker!r}"
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    return proc.returncode
+
+
 @pytest.fixture(autouse=True)
 def _few_threads():
     torch.set_num_threads(1)  # tiny networks; two spinning OpenMP threads are slower here

@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 from vsdr.experiments.validate import sampler_class
 
 GROUPS = ["dataset", "operator", "noise", "sampler", "model", "score", "trainer", "logger", "tuned",
-          "experiment"]
+          "gan", "experiment"]
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
 
 
@@ -18,7 +18,9 @@ def test_every_group_has_options():
 
 @pytest.mark.parametrize("group,option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_option_composes_and_resolves(group, option):
-    cfg = compose_cfg([f"{group}={option}"])
+    # the gan group sits under sampler=pscgan
+    overrides = ["sampler=pscgan", f"gan@sampler.gan={option}"] if group == "gan" else [f"{group}={option}"]
+    cfg = compose_cfg(overrides)
     container = OmegaConf.to_container(cfg, resolve=True)
     if group not in ("experiment", "logger", "noise") and "_target_" in (container.get(group) or {}):
         assert container[group]["_target_"]

@@ -10,14 +10,13 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import FAST, ROOT, compose_cfg
+from conftest import FAST, ROOT, compose_cfg, kill_once_logged
 from test_image_job import TINY, write_blobs
 
 from vsdr.errors import ConfigError
@@ -216,25 +215,12 @@ def test_image_metrics_bit_identical_across_batch_sizes_and_shards(blobs, tmp_pa
 def test_killed_image_job_resumes_from_its_chunks(blobs, tmp_path, cache_dir):
     """SIGKILL a real image job once it saved a chunk; the rerun reuses the saved chunks,
     samples each of the others once, and ends with the numbers of an uninterrupted job."""
-    ref = run_job(compose_cfg(blobs), tmp_path / "ref")  # also caches the network
     env = {**os.environ, "PYTHONPATH": str(ROOT), "VSDR_CACHE_DIR": str(cache_dir)}
     cmd = [sys.executable, str(ROOT / "run.py"), *blobs, "data.batch_size=1", "diffusion.T=40",
            "hydra.run.dir=job"]
-    ref = run_job(compose_cfg([*blobs, "diffusion.T=40"]), tmp_path / "ref40")
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    ref = run_job(compose_cfg([*blobs, "diffusion.T=40"]), tmp_path / "ref")  # caches the network
     log = tmp_path / "job" / "run.log"
-    deadline = time.monotonic() + 300
-    try:
-        while not (log.is_file() and "sampled chunk" in log.read_text()):
-            assert proc.poll() is None, "the job ended before it could be killed"
-            assert time.monotonic() < deadline, "the job never saved a chunk"
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+    assert kill_once_logged(cmd, tmp_path, env, log) == -signal.SIGKILL
     assert not (tmp_path / "job" / "metrics.json").exists()
     first = Counter(re.findall(r"sampled chunk (\d+)\.\.", log.read_text()))
     assert list((tmp_path / "job" / "partial").glob("*.pt"))
@@ -252,12 +238,14 @@ def test_killed_image_job_resumes_from_its_chunks(blobs, tmp_path, cache_dir):
 def test_image_and_point_jobs_take_the_same_path(blobs, tmp_path, cache_dir, monkeypatch):
     """Both kinds go through job.sample_all with a ChunkStore and the fixed-row network."""
     import vsdr.experiments.job as job
+    from vsdr.experiments.resume import ChunkStore
 
     seen = []
     real = job.sample_all
 
     def spy(sampler, model, *args, **kwargs):
-        seen.append((type(model.net).__name__, kwargs.get("store") is not None or len(args) >= 10))
+        store = kwargs.get("store", args[-1] if len(args) == 10 else None)
+        seen.append((type(model.net).__name__, isinstance(store, ChunkStore)))
         return real(sampler, model, *args, **kwargs)
 
     monkeypatch.setattr(job, "sample_all", spy)

@@ -10,12 +10,11 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 
 import numpy as np
 import torch
-from conftest import FAST, ROOT, compose_cfg
+from conftest import FAST, ROOT, compose_cfg, kill_once_logged
 
 from vsdr.experiments.job import run_job
 from vsdr.experiments.resume import ChunkStore, results_config, results_hash
@@ -91,21 +90,8 @@ def test_killed_sweep_resumes_with_nothing_lost_and_nothing_done_twice(tmp_path,
     env = {**os.environ, "PYTHONPATH": str(ROOT), "VSDR_CACHE_DIR": str(cache_dir)}
     lams = "0,0.5,1"
     sweep = tmp_path / "sweep"
-    proc = subprocess.Popen(_sweep_cmd(lams), cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    log1 = sweep / "1" / "run.log"
-    deadline = time.monotonic() + 300
-    try:
-        while not (log1.is_file() and "sampled chunk" in log1.read_text()):
-            assert proc.poll() is None, "the sweep ended before it could be killed"
-            assert time.monotonic() < deadline, "job 1 never started sampling"
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    code = kill_once_logged(_sweep_cmd(lams), tmp_path, env, sweep / "1" / "run.log")
+    assert code == -signal.SIGKILL
     assert (sweep / "0" / "metrics.json").is_file()
     assert not (sweep / "1" / "metrics.json").exists() and not (sweep / "2").exists()
     assert list((sweep / "1" / "partial").glob("*.pt"))

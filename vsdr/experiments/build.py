@@ -54,13 +54,12 @@ def build_task(cfg: DictConfig) -> Task:
     operator = instantiate(cfg.operator, "operator")
     sigma, space = cfg.noise.sigma, str(cfg.noise.get("space", "data"))
     if isinstance(dataset, ImageDataset):
-        limit = cfg.data.get("limit")
-        if limit is not None:
-            dataset.limit = int(limit)
+        limit = cfg.data.get("limit")  # data.limit, else dataset.limit
         device = str(cfg.device) if cfg.device != "auto" else "cpu"
         metrics = instantiate(cfg.image_metrics, "image_metrics", device=device)
         ev = cfg.image_eval
-        return ImageTask(dataset, operator, sigma, space, metrics, n_train=int(cfg.data.n_train),
+        return ImageTask(dataset, operator, sigma, space, metrics,
+                         limit=None if limit is None else int(limit), n_train=int(cfg.data.n_train),
                          fd_pca_k=int(ev.fd_pca_k), fd_patch=ev.fd_patch,
                          fd_patch_grey=bool(ev.fd_patch_grey), chroma=bool(ev.chroma),
                          perception=ev.perception, min_size=int(ev.min_size),

@@ -8,6 +8,7 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from vsdr.experiments.shards import gather_sweep_shards, is_shard_job
 from vsdr.experiments.writer import save_figure, write_csv
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,6 @@ def gather_dp_curve(sweep_dir: str | Path) -> list[dict]:
     ``dp_curve.csv`` (rows sorted by sampler, knob, value) and ``dp_curve.png``."""
     import matplotlib.pyplot as plt
 
-    from vsdr.experiments.shards import gather_sweep_shards, is_shard_job
     from vsdr.plotting.dp import plot_dp_curve
 
     sweep_dir = Path(sweep_dir)

@@ -63,22 +63,25 @@ def cache_path(cfg: DictConfig) -> Path:
     )
 
 
-def train_network(cfg: DictConfig, net: torch.nn.Module, schedule: VPSchedule, dataset,
-                  logger) -> tuple[torch.nn.Module, float]:
-    """Train ``net`` by denoising score matching with Lightning; return the EMA network and
-    the wall time in seconds."""
+def make_trainer(trainer: DictConfig, logger, progress: bool, **overrides):
+    """The Lightning ``Trainer`` of ``trainer=`` (``overrides`` replace its keys)."""
+    node = {**OmegaConf.to_container(trainer, resolve=True), **overrides}
+    return hydra.utils.instantiate(node, logger=logger if logger is not None else False,
+                                   enable_progress_bar=bool(progress))
+
+
+def train_network(net: torch.nn.Module, schedule: VPSchedule, points: torch.Tensor, trainer,
+                  lr: float, ema_decay: float, batch_size: int, steps: int,
+                  seed: int) -> tuple[torch.nn.Module, float]:
+    """Train ``net`` by denoising score matching on ``points`` with the Lightning ``trainer``
+    (``steps`` batches of ``batch_size``, drawn from ``seed``); return the EMA network and the
+    wall time in seconds."""
     import lightning as L
 
-    points = dataset.sample(int(cfg.data.n_train), seed=int(cfg.train.seed))
-    module = ScoreMatchingModule(net, schedule, lr=cfg.train.lr, ema_decay=cfg.train.ema_decay,
-                                 seed=int(cfg.train.seed))
-    batches = RandomBatches(points, int(cfg.train.batch_size), int(cfg.trainer.max_steps),
-                            seed=int(cfg.train.seed))
+    module = ScoreMatchingModule(net, schedule, lr=lr, ema_decay=ema_decay, seed=seed)
+    batches = RandomBatches(points, batch_size, steps, seed=seed)
     loader = torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False, num_workers=0)
-    L.seed_everything(int(cfg.train.seed), workers=True, verbose=False)
-    trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
-    trainer = hydra.utils.instantiate(trainer_cfg, logger=logger if logger is not None else False,
-                                      enable_progress_bar=bool(cfg.progress))
+    L.seed_everything(seed, workers=True, verbose=False)
     t0 = time.perf_counter()
     trainer.fit(module, loader)
     if trainer.global_rank != 0:  # DDP worker: rank 0 caches the network and runs the job
@@ -104,7 +107,12 @@ def load_or_train_prior(cfg: DictConfig, schedule: VPSchedule, dataset, logger,
             log.info("score network: reusing %s", path)
         else:
             log.info("score network: no checkpoint for this config, training (%s)", path.name)
-            net, seconds = train_network(cfg, net, schedule, dataset, logger)
+            tr = cfg.train
+            points = dataset.sample(int(cfg.data.n_train), seed=int(tr.seed))
+            net, seconds = train_network(
+                net, schedule, points, make_trainer(cfg.trainer, logger, cfg.progress),
+                lr=tr.lr, ema_decay=tr.ema_decay, batch_size=int(tr.batch_size),
+                steps=int(cfg.trainer.max_steps), seed=int(tr.seed))
             payload = {"state_dict": net.state_dict(), "training_key": training_key(cfg),
                        "train_seconds": seconds}
             atomic_write(path, lambda p: torch.save(payload, p))

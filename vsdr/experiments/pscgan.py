@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from vsdr.config import instantiate
 from vsdr.errors import ConfigError
 from vsdr.experiments.hashing import config_hash
+from vsdr.experiments.prior import make_trainer
 from vsdr.experiments.writer import atomic_write
 from vsdr.models.cgan import ConditionalGenerator
 from vsdr.models.score import load_state_strict
@@ -56,24 +57,20 @@ def build_gan(cfg: DictConfig) -> tuple[torch.nn.Module, torch.nn.Module]:
             instantiate(cfg.sampler.gan.critic, "sampler.gan.critic"))
 
 
-def train_gan(cfg: DictConfig, generator, critic, dataset, operator, logger) -> float:
-    """Train in place with Lightning (``sampler.gan.train``); return the wall time in seconds.
-    With ``train.ema_decay`` set, the generator ends holding the moving average of its weights."""
+def train_gan(generator, critic, points, operator, sigma: float, trainer, M: int, gp_weight: float,
+              adv_weight: float, lr: float, betas, batch_size: int, steps: int, seed: int,
+              ema_decay: float | None = None) -> float:
+    """Train in place on ``points`` with the Lightning ``trainer`` (one pass over ``steps``
+    batches); return the wall time in seconds. With ``ema_decay`` set, the generator ends
+    holding the moving average of its weights."""
     import lightning as L
 
-    tr = cfg.sampler.gan.train
-    points = dataset.sample(int(cfg.data.n_train), seed=int(tr.seed))
-    module = PSCGANModule(generator, critic, operator, train_sigma(cfg), M=int(tr.M),
-                          gp_weight=float(tr.gp_weight), adv_weight=float(tr.adv_weight),
-                          lr=float(tr.lr), betas=tuple(tr.betas), seed=int(tr.seed),
-                          ema_decay=None if tr.get("ema_decay") is None else float(tr.ema_decay))
-    batches = RandomBatches(points, int(tr.batch_size), int(tr.steps), seed=int(tr.seed))
+    module = PSCGANModule(generator, critic, operator, sigma, M=M, gp_weight=gp_weight,
+                          adv_weight=adv_weight, lr=lr, betas=tuple(betas), seed=seed,
+                          ema_decay=ema_decay)
+    batches = RandomBatches(points, batch_size, steps, seed=seed)
     loader = torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False, num_workers=0)
-    L.seed_everything(int(tr.seed), workers=True, verbose=False)
-    trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
-    trainer_cfg.update(max_steps=-1, max_epochs=1)   # one pass over `steps` batches
-    trainer = hydra.utils.instantiate(trainer_cfg, logger=logger if logger is not None else False,
-                                      enable_progress_bar=bool(cfg.progress))
+    L.seed_everything(seed, workers=True, verbose=False)
     t0 = time.perf_counter()
     trainer.fit(module, loader)
     if module.generator_ema is not None:
@@ -98,7 +95,13 @@ def load_or_train_pscgan(cfg: DictConfig, dataset, operator, logger,
         log.info("PSCGAN: reusing %s", path)
     else:
         log.info("PSCGAN: no checkpoint for σ=%g, training (%s)", info["train_sigma"], path.name)
-        seconds = train_gan(cfg, generator, critic, dataset, operator, logger)
+        tr = cfg.sampler.gan.train
+        seconds = train_gan(
+            generator, critic, dataset.sample(int(cfg.data.n_train), seed=int(tr.seed)), operator,
+            train_sigma(cfg), make_trainer(cfg.trainer, logger, cfg.progress, max_steps=-1, max_epochs=1),
+            M=int(tr.M), gp_weight=float(tr.gp_weight), adv_weight=float(tr.adv_weight),
+            lr=float(tr.lr), betas=tr.betas, batch_size=int(tr.batch_size), steps=int(tr.steps),
+            seed=int(tr.seed), ema_decay=None if tr.get("ema_decay") is None else float(tr.ema_decay))
         state = torch.nn.ModuleDict({"generator": generator, "critic": critic}).state_dict()
         payload = {"state_dict": state, "training_key": gan_training_key(cfg), "train_seconds": seconds}
         atomic_write(path, lambda p: torch.save(payload, p))

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vsdr.errors import JobFault
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -87,8 +89,6 @@ def _json_default(o: object):
 def ensure_writable(job_dir: str | Path) -> Path:
     """Create ``job_dir`` and write-probe it before any compute; a read-only, full or
     missing location raises ``JobFault`` with one sentence."""
-    from vsdr.errors import JobFault
-
     job_dir = Path(job_dir)
     try:
         job_dir.mkdir(parents=True, exist_ok=True)

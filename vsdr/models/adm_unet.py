@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vsdr.models.embedding import timestep_embedding
+from vsdr.models.score import load_state_strict
 
 
 class GroupNorm32(nn.GroupNorm):
@@ -254,8 +255,6 @@ class ADMUNet(nn.Module):
 def build_adm(ckpt: str | None = None, **kwargs: object) -> ADMUNet:
     """Build an ``ADMUNet`` from config keys and, when ``ckpt`` is given, load it strictly
     (``load_state_strict`` names the first missing, unexpected and mis-shaped keys)."""
-    from vsdr.models.score import load_state_strict
-
     net = ADMUNet(**kwargs)  # type: ignore[arg-type]
     if ckpt is not None:
         load_state_strict(net, ckpt)

@@ -45,7 +45,8 @@ def nearest_upsample(x: Tensor, factor: int) -> Tensor:
 
 
 class ImageTask(Task):
-    """The first ``limit`` test images of ``dataset`` (an ``ImageDataset``: all when ``None``).
+    """The first ``limit`` test images of ``dataset`` (an ``ImageDataset``; ``None``: its own
+    ``limit``, else all).
 
     ``metrics``: MSE, PSNR, LPIPS and FID (``ImageMetrics``); ``fd_pca_k``: PCA dimensions of
     ``fd_pca`` (fitted on ``n_train`` training images; off without a training set);

@@ -12,9 +12,11 @@ import vsdr  # noqa: F401 - registers vsdr's config resolvers (conf/ uses ${vsdr
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
+    from vsdr.console import quiet_logs
     from vsdr.errors import ConfigError, JobFault
     from vsdr.experiments.job import run_job
 
+    quiet_logs()
     try:
         run_job(cfg, HydraConfig.get().runtime.output_dir)
     except ConfigError as e:
@@ -26,9 +28,11 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    from vsdr.experiments.preflight import launcher_problem
     from vsdr.experiments.writer import output_dir_problem
 
-    problem = output_dir_problem(sys.argv[1:])  # Hydra creates the dir before any vsdr code
+    # Hydra creates the output (sweep) dir before any vsdr code runs: check first
+    problem = launcher_problem(sys.argv[1:]) or output_dir_problem(sys.argv[1:])
     if problem:
         print(f"vsdr: {problem}", file=sys.stderr)
         sys.exit(2)

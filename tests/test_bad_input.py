@@ -106,3 +106,47 @@ def test_cli_unknown_choice_lists_the_options(group, tmp_path):
     assert f"Could not find '{group}/nosuch'" in res.stderr
     assert f"Available options in '{group}'" in res.stderr
     assert not (tmp_path / "outputs").exists() or not list((tmp_path / "outputs").rglob("metrics.csv"))
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["sampler.form=nosuch"], "sampler.form='nosuch' is not one of ['paper', 'dps'] (paper puts"),
+    (["sampler=dps", "sampler.variance=nosuch"],
+     "sampler.variance='nosuch' is not one of ['beta', 'fixed_small', 'learned_range'] (the reverse-step"),
+    (["sampler.variance=learned"], "sampler.variance='learned' is now 'learned_range'"),
+    (["noise.space=pixels"], "noise.space='pixels' does not fit dataset=pinwheel: point and closed-form"),
+    (["dataset=digits", "model=adm_digits", "noise.space=pixels"],
+     "noise.space='pixels' is not one of ['[-1,1]', 'data', '[0,1]'] (the units σ is given in)"),
+    (["image_metrics.lpips_net=resnet"],
+     "image_metrics.lpips_net='resnet' is not one of ['alex', 'vgg', 'squeeze'] (the LPIPS trunk)"),
+    (["image_eval.perception=nosuch"], "image_eval.perception='nosuch' is not one of ['lpips', 'fid',"),
+    (["dataset=digits", "model=mlp2d"],
+     "dataset=digits holds images but model=mlp2d (ScoreMLP) is a network for points: choose an image"),
+    (["dataset=pinwheel", "model=adm_small"],
+     "dataset=pinwheel holds points but model=adm_small (ADMUNet) is a network for images: choose a point "
+     "network (model=mlp2d)"),
+])
+def test_choices_and_model_checked_with_the_config(overrides, message, tmp_path, cache_dir, monkeypatch):
+    """Every enum-like key, and the network against the kind of data, is checked before anything
+    is built, generated, trained or written."""
+    monkeypatch.chdir(tmp_path)  # digits would be generated under ./outputs/data
+    cfg = compose_cfg([*FAST, *overrides])
+    with pytest.raises(ConfigError, match="^" + re.escape(message)):
+        run_job(cfg, tmp_path / "job")
+    assert not cache_dir.exists() and not (tmp_path / "job").exists()
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize("overrides,line", [
+    (["sampler.form=nosuch"], "vsdr: sampler.form='nosuch' is not one of ['paper', 'dps'] (paper puts ζ(λ)·ĉ "
+     "inside the reverse-step mean, dps adds ζ·∇‖y − A x̂0‖ after the step)"),
+    (["dataset=digits", "model=mlp2d"], "vsdr: dataset=digits holds images but model=mlp2d (ScoreMLP) is a "
+     "network for points: choose an image network (model=adm_digits for 16×16 images, adm_small, adm_ffhq)"),
+])
+def test_cli_choice_and_mismatch_are_one_sentence(overrides, line, tmp_path):
+    res = run_cli([*FAST, *overrides, "hydra.run.dir=job"], cwd=tmp_path,
+                  env_extra={"VSDR_CACHE_DIR": str(tmp_path / "cache")})
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert res.stderr.strip().splitlines()[-1] == line
+    assert "Traceback" not in res.stderr
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "outputs").exists()
+    assert not (tmp_path / "job" / "metrics.csv").exists()

@@ -19,6 +19,7 @@ import torch
 from conftest import FAST, ROOT, compose_cfg, kill_once_logged
 from test_image_job import TINY, write_blobs
 
+from vsdr.config import instantiate
 from vsdr.errors import ConfigError
 from vsdr.experiments.job import run_job
 from vsdr.experiments.shards import gather_shards
@@ -172,9 +173,10 @@ def test_unknown_key_names_the_key_and_the_component(overrides, message, tmp_pat
 
 
 def test_constructor_refusal_is_a_config_error(tmp_path, cache_dir):
-    """A value the constructor refuses (ValueError) is one sentence naming the component."""
+    """A value the constructor refuses (ValueError) is one sentence naming the component (a job
+    stops earlier, in validation: tests/test_bad_input.py::test_choices_and_model_checked_with_the_config)."""
     with pytest.raises(ConfigError, match=r"^sampler: sampler.form='nosuch' is not one of"):
-        run_job(compose_cfg([*FAST, "sampler.form=nosuch"]), tmp_path / "job")
+        instantiate(compose_cfg([*FAST, "sampler.form=nosuch"]).sampler, "sampler")
 
 
 # ------------------------------------------------------------------ images on the one path

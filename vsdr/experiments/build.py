@@ -117,12 +117,24 @@ def build_job(cfg: DictConfig) -> JobParts:
 
 
 def build_logger(cfg: DictConfig, job_dir: Path):
-    """The Lightning logger of ``logger=`` (``None`` for ``logger=none``)."""
-    if not cfg.get("logger") or "_target_" not in cfg.logger:
+    """The Lightning logger of ``logger=``: one logger (a node with a ``_target_``), a list of
+    them (``logger=many``: every child node with a ``_target_``, e.g. CSV and wandb together),
+    or ``None`` (``logger=none``). Lightning's ``Trainer`` takes either; ``tracking`` handles
+    both."""
+    node = cfg.get("logger")
+    if not node:
         return None
-    extra = tracking.wandb_run_kwargs(job_dir) if tracking.is_wandb(cfg.logger) else {}
-    node = OmegaConf.to_container(cfg.logger, resolve=True)
-    logger = hydra.utils.instantiate(node, save_dir=str(job_dir), **extra)  # `name`: the logger's own
+    if "_target_" in node:
+        return _one_logger(node, job_dir)
+    loggers = [_one_logger(child, job_dir) for child in node.values()
+               if isinstance(child, DictConfig) and "_target_" in child]
+    return loggers or None
+
+
+def _one_logger(node: DictConfig, job_dir: Path):
+    extra = tracking.wandb_run_kwargs(job_dir) if tracking.is_wandb(node) else {}
+    logger = hydra.utils.instantiate(OmegaConf.to_container(node, resolve=True), save_dir=str(job_dir),
+                                     **extra)  # `name`: the logger's own
     tracking.start(logger)
     return logger
 

@@ -133,11 +133,10 @@ def run_job(cfg: DictConfig, job_dir: str | Path) -> list[dict]:
                            "space there or choose another output dir") from e
         store.clear()
         log.info("vsdr: computed job %s (config hash %s)", job_dir, rhash)
-        if logger is not None:
-            for r in rows:
-                logger.log_metrics({f"eval/{r['knob']}={r['value']:g}/{k}": float(v)
-                                    for k, v in r.items() if isinstance(v, float) and k != "value"})
-        for note in task.notes:
+        for r in rows:
+            tracking.log_metrics(logger, {f"eval/{r['knob']}={r['value']:g}/{k}": float(v)
+                                          for k, v in r.items() if isinstance(v, float) and k != "value"})
+        for note in dict.fromkeys(task.notes):  # each note once
             log.warning(note)
         ok = True
     finally:

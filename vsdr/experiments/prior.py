@@ -11,6 +11,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from vsdr.config import instantiate
+from vsdr.console import training_progress
 from vsdr.diffusion.schedule import VPSchedule
 from vsdr.experiments.hashing import config_hash
 from vsdr.experiments.writer import atomic_write
@@ -63,11 +64,15 @@ def cache_path(cfg: DictConfig) -> Path:
     )
 
 
-def make_trainer(trainer: DictConfig, logger, progress: bool, **overrides):
-    """The Lightning ``Trainer`` of ``trainer=`` (``overrides`` replace its keys)."""
+def make_trainer(trainer: DictConfig, logger, progress: bool, steps: int | None = None, **overrides):
+    """The Lightning ``Trainer`` of ``trainer=`` (``overrides`` replace its keys); ``logger``: one
+    Lightning logger, a list of them or ``None``. ``steps``: the training steps, for how often the
+    progress bar refreshes when not on a terminal (default ``max_steps``)."""
     node = {**OmegaConf.to_container(trainer, resolve=True), **overrides}
+    steps = int(node.get("max_steps", -1)) if steps is None else int(steps)
+    bars = training_progress(bool(progress), steps)
     return hydra.utils.instantiate(node, logger=logger if logger is not None else False,
-                                   enable_progress_bar=bool(progress))
+                                   enable_progress_bar=bool(bars), callbacks=bars)
 
 
 def train_network(net: torch.nn.Module, schedule: VPSchedule, points: torch.Tensor, trainer,

@@ -98,7 +98,8 @@ def load_or_train_pscgan(cfg: DictConfig, dataset, operator, logger,
         tr = cfg.sampler.gan.train
         seconds = train_gan(
             generator, critic, dataset.sample(int(cfg.data.n_train), seed=int(tr.seed)), operator,
-            train_sigma(cfg), make_trainer(cfg.trainer, logger, cfg.progress, max_steps=-1, max_epochs=1),
+            train_sigma(cfg),
+            make_trainer(cfg.trainer, logger, cfg.progress, steps=int(tr.steps), max_steps=-1, max_epochs=1),
             M=int(tr.M), gp_weight=float(tr.gp_weight), adv_weight=float(tr.adv_weight),
             lr=float(tr.lr), betas=tr.betas, batch_size=int(tr.batch_size), steps=int(tr.steps),
             seed=int(tr.seed), ema_decay=None if tr.get("ema_decay") is None else float(tr.ema_decay))

@@ -25,19 +25,34 @@ def wandb_run_kwargs(job_dir: str | Path) -> dict:
     return {"name": Path(hc.runtime.output_dir).name, "job_type": "job"}
 
 
+def each(logger) -> list:
+    """The loggers of ``logger``: ``[]`` for ``None``, the list itself (``logger=many``), or
+    ``[logger]``."""
+    if logger is None:
+        return []
+    return list(logger) if isinstance(logger, (list, tuple)) else [logger]
+
+
+def log_metrics(logger, metrics: dict) -> None:
+    """``metrics`` to every logger of ``logger``."""
+    for lg in each(logger):
+        lg.log_metrics(metrics)
+
+
 def start(logger) -> None:
     """Create the tracker's run now (wandb creates it lazily), so a job that fails before its
     first metric still shows up, as failed."""
-    if logger is not None and type(logger).__name__ == "WandbLogger":
-        _ = logger.experiment
+    for lg in each(logger):
+        if type(lg).__name__ == "WandbLogger":
+            _ = lg.experiment
 
 
 def finish(logger, ok: bool) -> None:
-    """Finalize the logger; for wandb, finish the run (exit code 1 marks it failed)."""
-    if logger is None:
-        return
-    logger.finalize("success" if ok else "failed")
-    if type(logger).__name__ == "WandbLogger":
-        import wandb
+    """Finalize every logger of ``logger``; for wandb, finish the run (exit code 1 marks it
+    failed)."""
+    for lg in each(logger):
+        lg.finalize("success" if ok else "failed")
+        if type(lg).__name__ == "WandbLogger":
+            import wandb
 
-        wandb.finish(exit_code=0 if ok else 1)
+            wandb.finish(exit_code=0 if ok else 1)

@@ -4,14 +4,29 @@ what would fit. Sampler knobs are checked against what the sampler class declare
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from omegaconf import DictConfig, ListConfig
 
 from vsdr.config import target_of
+from vsdr.data.images import ImageDataset
+from vsdr.diffusion.guidance import FORMS
+from vsdr.diffusion.variance import RENAMED, VARIANCES
 from vsdr.errors import ConfigError
+from vsdr.metrics.image import BACKBONE_FILES
 from vsdr.samplers.base import Knob, Sampler
+from vsdr.tasks.images import PERCEPTION_COLUMNS, SIGMA_SPACES
 
 KNOWN_DEVICES = ("cpu", "cuda", "auto")
+#: what each enum-like key chooses between, said after the allowed values
+CHOICES_WHAT = {
+    "sampler.form": "paper puts ζ(λ)·ĉ inside the reverse-step mean, dps adds ζ·∇‖y − A x̂0‖ after the step",
+    "sampler.variance": "the reverse-step variance σ_t²: β_t, β̃_t or the network's learned range",
+    "noise.space": "the units σ is given in",
+    "image_metrics.lpips_net": "the LPIPS trunk",
+    "image_eval.perception": "the DP plot's perception axis (null: the first finite one)",
+    "device": "auto takes cuda when a GPU is visible",
+}
 
 
 def sampler_class(node: DictConfig) -> type[Sampler]:
@@ -102,6 +117,69 @@ def validate_sampler(sampler: DictConfig) -> type[Sampler]:
     return cls
 
 
+def check_choice(key: str, value, allowed: Sequence) -> None:
+    """``ConfigError`` (one sentence naming ``key``, the allowed values and what they choose)
+    when ``value`` is not one of ``allowed``."""
+    if value in allowed:
+        return
+    shown = [a for a in allowed if a is not None]
+    what = CHOICES_WHAT.get(key)
+    raise ConfigError(f"{key}={value!r} is not one of {shown}" + (f" ({what})" if what else ""))
+
+
+def is_image_data(cfg: DictConfig) -> bool:
+    """Whether ``dataset=`` builds an ``ImageDataset`` (read from its ``_target_``)."""
+    cls = target_of(cfg.dataset, "dataset")
+    return isinstance(cls, type) and issubclass(cls, ImageDataset)
+
+
+def validate_choices(cfg: DictConfig, images: bool) -> None:
+    """Every enum-like key against its allowed values: ``sampler.form``, ``sampler.variance``
+    (an old name gets its new one), ``noise.space`` (images: ``SIGMA_SPACES``; points and
+    closed-form data: ``data``), ``image_metrics.lpips_net``, ``image_eval.perception``, ``device``."""
+    sampler = cfg.sampler
+    if sampler.get("form") is not None:
+        check_choice("sampler.form", sampler.form, FORMS)
+    variance = sampler.get("variance")
+    if variance is not None and variance in RENAMED:
+        new, what = RENAMED[variance]
+        raise ConfigError(f"sampler.variance={variance!r} is now {new!r} ({what})")
+    if variance is not None:
+        check_choice("sampler.variance", variance, VARIANCES)
+    space = str(cfg.noise.get("space", "data"))
+    if images:
+        check_choice("noise.space", space.replace(" ", ""), list(SIGMA_SPACES))
+    elif space != "data":
+        raise ConfigError(f"noise.space={space!r} does not fit dataset={cfg.dataset.get('name')}: point "
+                          "and closed-form data take σ in their own units (noise.space=data); "
+                          f"{[k for k in SIGMA_SPACES if k != 'data']} are for images")
+    if cfg.get("image_metrics") is not None:
+        check_choice("image_metrics.lpips_net", cfg.image_metrics.get("lpips_net"), list(BACKBONE_FILES))
+    if cfg.get("image_eval") is not None:
+        check_choice("image_eval.perception", cfg.image_eval.get("perception"), [None, *PERCEPTION_COLUMNS])
+    check_choice("device", cfg.device, KNOWN_DEVICES)
+
+
+def validate_model_fits_data(cfg: DictConfig, images: bool) -> None:
+    """The score network of ``model=`` takes the data of ``dataset=``: an image network
+    (its constructor takes ``image_size``) for images, a point network for points (checked
+    when the job uses the network: ``score=network`` and a sampler without its own networks)."""
+    if cfg.score.get("name") != "network" or cfg.sampler.get("gan") is not None:
+        return
+    import inspect
+
+    model_cls = target_of(cfg.model, "model")
+    image_net = "image_size" in inspect.signature(model_cls).parameters
+    data, model = cfg.dataset.get("name"), cfg.model.get("name")
+    net = f"model={model} ({getattr(model_cls, '__name__', model_cls)})"
+    if images and not image_net:
+        raise ConfigError(f"dataset={data} holds images but {net} is a network for points: choose an "
+                          "image network (model=adm_digits for 16×16 images, adm_small, adm_ffhq)")
+    if not images and image_net:
+        raise ConfigError(f"dataset={data} holds points but {net} is a network for images: choose a "
+                          "point network (model=mlp2d)")
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Raise ``ConfigError`` on the first impossible value."""
     for v in lam_values(cfg.lam):
@@ -121,8 +199,9 @@ def validate_config(cfg: DictConfig) -> None:
             f"noise.sigma=0 does not fit sampler={cls.name}: its likelihood term divides "
             "by σ², so give σ > 0"
         )
-    if cfg.device not in KNOWN_DEVICES:
-        raise ConfigError(f"device={cfg.device!r} is not one of {KNOWN_DEVICES}")
+    images = is_image_data(cfg)
+    validate_choices(cfg, images)
+    validate_model_fits_data(cfg, images)
     if int(cfg.data.n_test) < 2:
         raise ConfigError(f"data.n_test={cfg.data.n_test} is too small: W2 needs at least 2 points")
     if int(cfg.diffusion.T) < 2:

@@ -106,12 +106,14 @@ def ensure_writable(job_dir: str | Path) -> Path:
 
 def output_dir_problem(argv: list[str]) -> str | None:
     """Before Hydra creates the job's output dir: the sentence to show when the dir that
-    ``hydra.run.dir=`` (``hydra.sweep.dir=`` with ``-m``) names, or ``outputs/`` by default,
-    cannot be created or written; ``None`` when it can. Checks the nearest existing ancestor by
+    ``hydra.run.dir=`` (``hydra.sweep.dir=`` with ``-m``) names, or ``paths.output_dir=`` (default
+    ``outputs/``), cannot be created or written; ``None`` when it can. Checks the nearest existing ancestor by
     creating and removing a temporary file there."""
     multirun = "-m" in argv or "--multirun" in argv
     key = "hydra.sweep.dir=" if multirun else "hydra.run.dir="
-    target = next((a[len(key):] for a in argv if a.startswith(key)), "outputs")
+    out = "paths.output_dir="
+    default = next((a[len(out):] for a in argv if a.startswith(out)), "outputs")
+    target = next((a[len(key):] for a in argv if a.startswith(key)), default)
     path = Path(target).absolute()
     probe = path
     while not probe.exists() and probe.parent != probe:

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from vsdr.console import tqdm_options
 from vsdr.diffusion.broadcast import per_sample
 from vsdr.diffusion.noise import PerSampleNoise
 from vsdr.diffusion.schedule import VPSchedule
@@ -79,8 +80,7 @@ class DiffPIRSampler(Sampler):
         traj = [x.clone()] if keep_trajectory else None
         nfe0 = model.nfe
         x0_hat = x
-        for k in tqdm(range(len(grid) - 1, -1, -1), desc="DiffPIR", disable=not self.progress,
-                      leave=False):
+        for k in tqdm(range(len(grid) - 1, -1, -1), desc="DiffPIR", **tqdm_options(self.progress)):
             t = grid[k]
             ab = schedule.at(t)["alpha_bar"]
             with torch.no_grad():

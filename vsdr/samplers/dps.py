@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from vsdr.console import tqdm_options
 from vsdr.diffusion.broadcast import per_sample
 from vsdr.diffusion.guidance import likelihood_gradient
 from vsdr.diffusion.noise import PerSampleNoise
@@ -73,8 +74,7 @@ class DPSSampler(Sampler):
         zeta_b = per_sample(zeta, x)
         traj = [x.clone()] if keep_trajectory else None
         nfe0 = model.nfe
-        for i in tqdm(range(schedule.T - 1, -1, -1), desc="DPS", disable=not self.progress,
-                      leave=False):
+        for i in tqdm(range(schedule.T - 1, -1, -1), desc="DPS", **tqdm_options(self.progress)):
             sc = schedule.at(i)
             with torch.enable_grad():
                 x_in = x.detach().requires_grad_(True)

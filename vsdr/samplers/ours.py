@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from vsdr.console import tqdm_options
 from vsdr.diffusion.broadcast import per_sample
 from vsdr.diffusion.checks import check_finite
 from vsdr.diffusion.guidance import FORMS, ZetaTable, likelihood_gradient
@@ -136,7 +137,7 @@ class VarianceScaledSampler(Sampler):
         traj = [x.clone()] if keep_trajectory else None
         nfe0 = model.nfe
         steps = range(schedule.T - 1, -1, -1)
-        for i in tqdm(steps, desc="sampling", disable=not self.progress, leave=False):
+        for i in tqdm(steps, desc="sampling", **tqdm_options(self.progress)):
             score, v = self.score_and_v(model, x, i, y, operator, sigma_y, zeta, schedule)
             z = noise.next().to(x) if i > 0 else None
             sigma = reverse_std(schedule, i, self.variance, v)

@@ -17,6 +17,8 @@ from vsdr.tasks.base import Task, TestSet, TrajectoryFn
 
 #: units σ_y may be given in, and the factor that turns it into [−1, 1] units
 SIGMA_SPACES = {"[-1,1]": 1.0, "data": 1.0, "[0,1]": 2.0}
+#: columns ``image_eval.perception`` may name, in the order tried when it is null
+PERCEPTION_COLUMNS = ("lpips", "fid", "fd_patch", "fd_pca", "lpips_standin", "fid_standin", "mse")
 
 
 def sigma_in_pm1(sigma: float, space: str) -> float:
@@ -111,7 +113,7 @@ class ImageTask(Task):
         """``perception`` when finite, else the first finite of lpips, fid, fd_patch, fd_pca,
         then the stand-ins (``mse`` when none is)."""
         keys = [self.wanted_perception] if self.wanted_perception else []
-        keys += ["lpips", "fid", "fd_patch", "fd_pca", "lpips_standin", "fid_standin"]
+        keys += [k for k in PERCEPTION_COLUMNS if k != "mse"]
         for k in keys:
             if k in rows[0] and all(math.isfinite(float(r[k])) for r in rows):
                 return k

@@ -12,7 +12,7 @@ from vsdr.experiments.job import run_job
 @pytest.mark.slow
 def test_images_small_shows_the_tradeoff(tmp_path, cache_dir):
     root = tmp_path / "digits16"
-    cfg = compose_cfg(["experiment=images_small", f"dataset.generate.root={root}",
+    cfg = compose_cfg(["experiment=images_small", f"dataset.generate={root}",
                        f"dataset.root={root / 'test'}", f"dataset.train_root={root / 'train'}",
                        "data.limit=48", "lam=[0,0.5,1]", "logger=none", "progress=false"])
     rows = {r["value"]: r for r in run_job(cfg, tmp_path / "job")}

@@ -273,8 +273,10 @@ def test_analytic_figures_with_a_sampler_whose_knob_is_not_lam(tmp_path, cache_d
     assert (tmp_path / "ours" / "trajectories.png").is_file()
 
 
-def test_failing_image_job_is_a_failed_wandb_run(blobs, tmp_path, cache_dir, monkeypatch):
-    """An image job that fails (NaN weights) finishes its wandb run with exit code 1."""
+def test_failing_image_job_is_a_failed_wandb_run(blobs, tmp_path, cache_dir):
+    """An image job that fails (NaN weights) finishes its wandb run with exit code 1 (through
+    run.py, so that wandb has flushed its run file when the process ends)."""
+    from conftest import run_cli
     from wandb_reader import run_summary
 
     from vsdr.experiments.prior import build_network
@@ -283,13 +285,11 @@ def test_failing_image_job_is_a_failed_wandb_run(blobs, tmp_path, cache_dir, mon
     net = build_network(cfg, VPScheduleFor(cfg))
     torch.save({"state_dict": {k: torch.full_like(v, float("nan")) for k, v in net.state_dict().items()}},
                tmp_path / "nan.pt")
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.chdir(tmp_path)
-    bad = compose_cfg([*[o for o in blobs if o != "logger=none"], "logger=wandb",
-                       f"model.ckpt={tmp_path / 'nan.pt'}"])
-    with pytest.raises(Exception, match="NaN"):
-        run_job(bad, tmp_path / "job")
+    args = [*[o for o in blobs if o != "logger=none"], "logger=wandb", f"model.ckpt={tmp_path / 'nan.pt'}",
+            "hydra.run.dir=job"]
+    res = run_cli(args, cwd=tmp_path, env_extra={"VSDR_CACHE_DIR": str(cache_dir), "WANDB_MODE": "offline",
+                                                  "WANDB_SILENT": "true"})
+    assert res.returncode == 3 and "NaN" in res.stderr, res.stderr[-2000:]
     files = list((tmp_path / "job" / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(files) == 1 and run_summary(files[0])["exit_code"] == 1
 

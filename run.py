@@ -13,12 +13,14 @@ import vsdr  # noqa: F401 - registers vsdr's config resolvers (conf/ uses ${vsdr
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
     from vsdr.console import quiet_logs
-    from vsdr.errors import ConfigError, JobFault
+    from vsdr.errors import ConfigError, DDPWorkerDone, JobFault
     from vsdr.experiments.job import run_job
 
     quiet_logs()
     try:
         run_job(cfg, HydraConfig.get().runtime.output_dir)
+    except DDPWorkerDone:
+        return  # a DDP worker's part is done; rank 0 runs the job
     except ConfigError as e:
         print(f"vsdr: {e}", file=sys.stderr)
         sys.exit(2)

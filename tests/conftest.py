@@ -1,7 +1,9 @@
 """Shared test helpers: composing configs and running small jobs."""
 from __future__ import annotations
 
+import functools
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -65,6 +67,37 @@ def kill_once_logged(cmd: list[str], cwd: Path, env: dict, log: Path, marker: st
             os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     return proc.returncode
+
+
+@functools.lru_cache(maxsize=1)
+def slurm_problem() -> str | None:
+    """Why SLURM jobs cannot run here (no ``srun``/``sbatch`` on PATH, or a cluster that does
+    not answer ``srun`` within 30 s), or ``None`` when they can. Asked once per session."""
+    missing = [c for c in ("srun", "sbatch", "scontrol", "squeue") if shutil.which(c) is None]
+    if missing:
+        return f"no SLURM here ({', '.join(missing)} not on PATH)"
+    try:
+        res = subprocess.run(["srun", "-N1", "-n1", "true"], capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return "SLURM's srun did not answer within 30 s (is the controller up?)"
+    if res.returncode:
+        return f"SLURM's srun failed: {res.stderr.strip()[-300:]}"
+    return None
+
+
+def pytest_runtest_setup(item):
+    """Tests marked ``slurm`` need a SLURM cluster (``.ci/run`` starts a one-node one with
+    ``shared/tools/slurm-local``): without one they skip, saying why, except under CI
+    (``CI=true``), where a missing cluster fails them: CI never skips them silently."""
+    if item.get_closest_marker("slurm") is None:
+        return
+    problem = slurm_problem()
+    if problem is None:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true but {problem}: start the cluster (.ci/run does, with "
+                    "shared/tools/slurm-local start)", pytrace=False)
+    pytest.skip(f"{problem}; start one with shared/tools/slurm-local start (as root)")
 
 
 @pytest.fixture(autouse=True)

@@ -131,7 +131,8 @@ def test_slurm_check_passes_where_slurm_is(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("argv", [["-m", "hydra/launcher=submitit_slurm"],
-                                  ["--multirun", "hydra/launcher=slurm"]])
+                                  ["--multirun", "hydra/launcher=slurm"],
+                                  ["-m", "hydra/launcher=slurm_cpu"]])
 def test_slurm_check_spellings(argv, monkeypatch):
     monkeypatch.setenv("PATH", "")
     assert launcher_problem(argv) is not None

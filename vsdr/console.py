@@ -69,3 +69,46 @@ def quiet_logs() -> None:
     for name in LIGHTNING_INFO_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+
+
+#: the start of submitit's warning when ``sacct`` fails (a cluster without SLURM's accounting
+#: daemon): it then polls ``squeue``-free, by the jobs' result files, and warns on every poll
+SACCT_WARNING = "Bypassing sacct error"
+
+
+class OnceFilter(logging.Filter):
+    """Let the first record whose message contains ``text`` through (with ``note`` appended)
+    and drop every later one; other records pass untouched."""
+
+    def __init__(self, text: str, note: str = "") -> None:
+        super().__init__()
+        self.text, self.note, self.seen = text, note, False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.text not in message:
+            return True
+        if self.seen:
+            return False
+        self.seen = True
+        if self.note:
+            record.msg, record.args = f"{message} {self.note}", None
+        return True
+
+
+def quiet_submitit() -> OnceFilter:
+    """Show submitit's ``sacct`` fallback warning once per sweep instead of on every poll of
+    the jobs' states (every few seconds, then every minute, for the whole sweep). Idempotent:
+    returns the filter installed on the ``submitit`` logger."""
+    try:  # submitit configures its logger when imported: import it first, then add the filter
+        import submitit.core.logger  # noqa: F401
+    except ImportError:  # pragma: no cover - submitit is a dependency
+        pass
+    lg = logging.getLogger("submitit")
+    for f in lg.filters:
+        if isinstance(f, OnceFilter) and f.text == SACCT_WARNING:
+            return f
+    f = OnceFilter(SACCT_WARNING, "(shown once: no SLURM accounting here, job states come from "
+                                  "their result files)")
+    lg.addFilter(f)
+    return f

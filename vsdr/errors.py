@@ -12,3 +12,10 @@ class JobFault(RuntimeError):
 
 class NonFiniteError(JobFault, FloatingPointError):
     """Sampling produced a NaN or an infinity; the message names the step."""
+
+
+class DDPWorkerDone(Exception):
+    """A DDP worker (rank > 0) has done its part (training, or nothing when the network is
+    cached): rank 0 caches the network and runs the job. ``run.py`` ends the worker quietly
+    with exit status 0; under submitit the task returns normally (a ``SystemExit`` there would
+    leave no result file, and the sweep would wait for it forever)."""

@@ -57,3 +57,13 @@ class GatherDPCurve(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         gather_dp_curve(config.hydra.sweep.dir)
+
+
+class QuietSubmitit(Callback):
+    """Hydra callback: before a multirun's launcher starts, show submitit's ``sacct``
+    fallback warning once (``vsdr.console.quiet_submitit``)."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        from vsdr.console import quiet_submitit
+
+        quiet_submitit()

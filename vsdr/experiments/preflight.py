@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 
 #: ``hydra/launcher=`` choices that submit to SLURM
-SLURM_LAUNCHERS = ("slurm", "submitit_slurm")
+SLURM_LAUNCHERS = ("slurm", "slurm_cpu", "submitit_slurm")
 #: what submitit needs on PATH to submit to SLURM
 SLURM_COMMANDS = ("sbatch", "srun")
 

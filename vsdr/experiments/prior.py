@@ -3,6 +3,7 @@ training config's hash, or trained now (and cached)."""
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from vsdr.config import instantiate
 from vsdr.console import training_progress
 from vsdr.diffusion.schedule import VPSchedule
+from vsdr.errors import DDPWorkerDone
 from vsdr.experiments.hashing import config_hash
 from vsdr.experiments.writer import atomic_write
 from vsdr.models.precondition import PreconditionedEps
@@ -91,8 +93,16 @@ def train_network(net: torch.nn.Module, schedule: VPSchedule, points: torch.Tens
     trainer.fit(module, loader)
     if trainer.global_rank != 0:  # DDP worker: rank 0 caches the network and runs the job
         log.info("vsdr: DDP rank %d finished training, exiting", trainer.global_rank)
-        raise SystemExit(0)
+        raise DDPWorkerDone(f"DDP rank {trainer.global_rank} finished training")
     return module.ema, time.perf_counter() - t0
+
+
+def slurm_worker_rank(trainer: DictConfig) -> int:
+    """The rank of this process among the tasks of a SLURM job step that runs a DDP
+    ``trainer`` (``SLURM_PROCID`` when ``SLURM_NTASKS`` > 1), else 0."""
+    if trainer.get("strategy") in (None, "auto") or int(os.environ.get("SLURM_NTASKS", "1") or 1) < 2:
+        return 0
+    return int(os.environ.get("SLURM_PROCID", "0") or 0)
 
 
 def load_or_train_prior(cfg: DictConfig, schedule: VPSchedule, dataset, logger,
@@ -107,6 +117,10 @@ def load_or_train_prior(cfg: DictConfig, schedule: VPSchedule, dataset, logger,
         path = cache_path(cfg)
         info["path"] = str(path)
         if path.is_file():
+            rank = slurm_worker_rank(cfg.trainer)
+            if rank:  # nothing to train: rank 0 alone runs the job
+                log.info("vsdr: DDP rank %d: the network is cached, nothing to do", rank)
+                raise DDPWorkerDone(f"DDP rank {rank} has nothing to train")
             load_state_strict(net, path, what="cached checkpoint")
             info["source"] = "cache"
             log.info("score network: reusing %s", path)

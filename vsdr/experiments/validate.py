@@ -123,6 +123,10 @@ def validate_config(cfg: DictConfig) -> None:
         )
     if cfg.device not in KNOWN_DEVICES:
         raise ConfigError(f"device={cfg.device!r} is not one of {KNOWN_DEVICES}")
+    threads = cfg.get("threads")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ConfigError(f"threads={threads!r} must be null (1 on CPU, torch's default on CUDA) or a "
+                          "whole number >= 1")
     if int(cfg.data.n_test) < 2:
         raise ConfigError(f"data.n_test={cfg.data.n_test} is too small: W2 needs at least 2 points")
     if int(cfg.diffusion.T) < 2:

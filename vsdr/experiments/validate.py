@@ -10,6 +10,7 @@ from omegaconf import DictConfig, ListConfig
 from vsdr.config import target_of
 from vsdr.errors import ConfigError
 from vsdr.samplers.base import Knob, Sampler
+from vsdr.samplers.ours import VarianceScaledSampler
 
 KNOWN_DEVICES = ("cpu", "cuda", "auto")
 
@@ -121,6 +122,11 @@ def validate_config(cfg: DictConfig) -> None:
             f"noise.sigma=0 does not fit sampler={cls.name}: its likelihood term divides "
             "by σ², so give σ > 0"
         )
+    steps = cfg.sampler.get("steps")
+    if (issubclass(cls, VarianceScaledSampler) and isinstance(steps, int) and not isinstance(steps, bool)
+            and steps > int(cfg.diffusion.T)):
+        raise ConfigError(f"sampler.steps={steps} is more than diffusion.T={cfg.diffusion.T}: the "
+                          "few-step sampler keeps K of the T steps (null: all of them)")
     if cfg.device not in KNOWN_DEVICES:
         raise ConfigError(f"device={cfg.device!r} is not one of {KNOWN_DEVICES}")
     threads = cfg.get("threads")

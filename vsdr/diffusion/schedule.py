@@ -17,6 +17,14 @@ def _elementwise_log(table: Tensor, index: list[int]) -> Tensor:
     return torch.tensor([float(table[k].log()) for k in index], dtype=table.dtype, device=table.device)
 
 
+def spaced_timesteps(T: int, steps: int) -> list[int]:
+    """``steps`` evenly spaced times of ``0 … T−1``, both ends kept, rounded half up:
+    ``t_k = ⌊k (T−1)/(steps−1) + ½⌋`` for ``k = 0 … steps−1`` (distinct, increasing)."""
+    if not 2 <= steps <= T:
+        raise ValueError(f"sampler.steps={steps} must lie in [2, diffusion.T={T}]")
+    return [(2 * k * (T - 1) + steps - 1) // (2 * (steps - 1)) for k in range(steps)]
+
+
 @dataclass(frozen=True)
 class VPSchedule:
     """Linear-β VP schedule: ``β_i`` from ``beta_start`` to ``beta_end``, ``α = 1 − β``,
@@ -80,6 +88,20 @@ class VPSchedule:
                 f"diffusion betas ({beta_start}, {beta_end}) must satisfy 0 < start <= end < 1"
             )
         return cls(torch.linspace(beta_start, beta_end, T, dtype=torch.float64))
+
+    def respace(self, steps: int) -> tuple[VPSchedule, list[int]]:
+        """The schedule on ``steps`` of the ``T`` times, ``t_k = spaced_timesteps(T, steps)[k]``,
+        and that map ``k → t_k`` (the network's time index of sub-step ``k``). Its betas are
+
+            β'_k = 1 − ᾱ_{t_k} / ᾱ_{t_{k−1}}      (ᾱ_{t_{−1}} = 1),
+
+        so its ``ᾱ'_k = ∏_{j≤k} (1 − β'_j) = ᾱ_{t_k}``: the same marginals at the kept times,
+        and every table (``α'``, ``β̃'``, the variance options) follows from ``β'`` as for any
+        schedule (guided-diffusion's ``space_timesteps`` with one section does the same)."""
+        times = spaced_timesteps(self.T, steps)
+        kept = self.alpha_bars[times]
+        betas = 1.0 - kept / torch.cat([kept.new_ones(1), kept[:-1]])
+        return VPSchedule(betas), times
 
     @property
     def T(self) -> int:

@@ -35,6 +35,17 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def apply_threads(threads: int | None, device: torch.device) -> int:
+    """Set torch's intra-op threads for a job and return the number in force: ``threads``
+    when given, else 1 on CPU (small networks on a shared CPU) and torch's default untouched
+    on CUDA."""
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    elif device.type == "cpu":
+        torch.set_num_threads(1)
+    return torch.get_num_threads()
+
+
 def knob_values(cfg: DictConfig) -> list[float]:
     """The traversal values of this job: the top-level ``lam`` for samplers whose knob is λ
     (``Sampler.uses_lam``), otherwise ``sampler.values``."""

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from vsdr.diffusion.noise import STREAM_SAMPLER, per_sample_seeds
 from vsdr.errors import JobFault
 from vsdr.experiments import tracking
-from vsdr.experiments.build import JobParts, build_job, build_logger, build_score_model
+from vsdr.experiments.build import JobParts, apply_threads, build_job, build_logger, build_score_model
 from vsdr.experiments.outputs import make_rows, metadata, write_figures, write_metadata, write_tables
 from vsdr.experiments.resume import ChunkStore, finished_rows, results_hash
 from vsdr.experiments.shards import shard_indices
@@ -93,6 +93,7 @@ def run_job(cfg: DictConfig, job_dir: str | Path) -> list[dict]:
     job_dir = Path(job_dir)
     validate_config(cfg)
     parts = build_job(cfg)
+    threads = apply_threads(cfg.get("threads"), parts.device)  # before any work, training too
     task, seed = parts.task, int(cfg.seed)
     rhash = results_hash(cfg)
     done = finished_rows(job_dir, rhash)
@@ -101,8 +102,6 @@ def run_job(cfg: DictConfig, job_dir: str | Path) -> list[dict]:
         task.print_table(done)
         return done
     ensure_writable(job_dir)
-    if cfg.get("threads"):  # small networks on a loaded CPU: 1 thread can beat 2
-        torch.set_num_threads(int(cfg.threads))
     full = task.test_set(seed)
     indices = shard_indices(len(full), int(cfg.data.get("shard", 0) or 0),
                             int(cfg.data.get("num_shards", 1) or 1), task.size_name)
@@ -125,7 +124,7 @@ def run_job(cfg: DictConfig, job_dir: str | Path) -> list[dict]:
                           parts.title, trajectory_fn(parts, model), seed)
             write_metadata(job_dir, metadata(
                 task, rows, OmegaConf.to_container(cfg, resolve=True), rhash, seed, model=model_info,
-                test_items=len(full),
+                test_items=len(full), threads=threads,
                 sample_seconds=sample_seconds, seconds_per_step=sample_seconds / max(nfe, 1),
                 wall_seconds=time.perf_counter() - t_start))
         except OSError as e:

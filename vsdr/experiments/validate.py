@@ -15,6 +15,7 @@ from vsdr.diffusion.variance import RENAMED, VARIANCES
 from vsdr.errors import ConfigError
 from vsdr.metrics.image import BACKBONE_FILES
 from vsdr.samplers.base import Knob, Sampler
+from vsdr.samplers.ours import VarianceScaledSampler
 from vsdr.tasks.images import PERCEPTION_COLUMNS, SIGMA_SPACES
 
 KNOWN_DEVICES = ("cpu", "cuda", "auto")
@@ -202,6 +203,15 @@ def validate_config(cfg: DictConfig) -> None:
     images = is_image_data(cfg)
     validate_choices(cfg, images)
     validate_model_fits_data(cfg, images)
+    steps = cfg.sampler.get("steps")
+    if (issubclass(cls, VarianceScaledSampler) and isinstance(steps, int) and not isinstance(steps, bool)
+            and steps > int(cfg.diffusion.T)):
+        raise ConfigError(f"sampler.steps={steps} is more than diffusion.T={cfg.diffusion.T}: the "
+                          "few-step sampler keeps K of the T steps (null: all of them)")
+    threads = cfg.get("threads")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ConfigError(f"threads={threads!r} must be null (1 on CPU, torch's default on CUDA) or a "
+                          "whole number >= 1")
     if int(cfg.data.n_test) < 2:
         raise ConfigError(f"data.n_test={cfg.data.n_test} is too small: W2 needs at least 2 points")
     if int(cfg.diffusion.T) < 2:

@@ -31,7 +31,7 @@ class FixedShapeNet(nn.Module):
                 xb = torch.cat([xb, xb[-1:].expand(K - m, *xb.shape[1:])])
                 tb = torch.cat([tb, tb[-1:].expand(K - m, *tb.shape[1:])])
             outs.append(self.net(xb, tb)[:m])
-        return torch.cat(outs)
+        return outs[0] if len(outs) == 1 else torch.cat(outs)
 
 
 def make_batch_invariant(prior, rows: int | None):

@@ -31,6 +31,13 @@ class VarianceScaledSampler(Sampler):
         dps form:   score = s − ζ(λ) (√α_t/β_t) ∇_{x_t} ‖y − A x̂0‖₂
         x_{t−1} = (x_t + β_t score)/√α_t + √λ σ_t z          (eq. 12; z = 0 at the last step)
 
+    With ``steps = K`` (``None``: all ``T``) the same loop runs on ``K`` of the ``T`` times,
+    ``t_0 = 0 < … < t_{K−1} = T−1`` evenly spaced, with the respaced schedule
+    (``VPSchedule.respace``): ``β_t``, ``α_t``, ``ᾱ_t`` and ``σ_t`` above become
+    ``β'_k = 1 − ᾱ_{t_k}/ᾱ_{t_{k−1}}``, ``α'_k = 1 − β'_k``, ``ᾱ_{t_k}`` and ``σ'_k``, and the
+    network is called at its own time ``t_k``. λ = 0 is the deterministic mean path on the
+    sub-sequence, λ = 1 ancestral (DDPM) sampling with the sub-sequence's β' (docs/METHOD.md §2).
+
     ``σ_t`` (``vsdr.diffusion.variance.reverse_std``): ``variance='beta'`` √β_t (the paper),
     ``'fixed_small'`` √β̃_t (DDPM's posterior variance), ``'learned_range'`` the network's own
     per-pixel σ_t of a ``2C``-channel (ADM ``learn_sigma``) network,
@@ -61,8 +68,12 @@ class VarianceScaledSampler(Sampler):
         clip_x0: bool = False,
         knob: str | None = None,
         progress: bool = True,
+        steps: int | None = None,
     ):
         super().__init__(knob, progress)
+        if steps is not None and (isinstance(steps, bool) or int(steps) != steps or steps < 2):
+            raise ValueError(f"sampler.steps={steps!r} must be null (all T steps) or a whole number >= 2")
+        self.steps = None if steps is None else int(steps)
         if form not in FORMS:
             raise ValueError(f"sampler.form={form!r} is not one of {FORMS}")
         check_variance(variance)
@@ -78,25 +89,29 @@ class VarianceScaledSampler(Sampler):
         return self.score_and_v(model, x, i, y, operator, sigma_y, zeta, schedule)[0]
 
     def score_and_v(self, model, x: Tensor, i: int, y: Tensor, operator, sigma_y: float,
-                    zeta: Tensor, schedule: VPSchedule) -> tuple[Tensor, Tensor | None]:
+                    zeta: Tensor, schedule: VPSchedule,
+                    t: int | None = None) -> tuple[Tensor, Tensor | None]:
         """The conditional score and, with ``variance='learned_range'``, the network's variance
         channels ``v`` (detached; ``None`` otherwise). With ``clip_x0`` Tweedie's ``x̂0`` is
         clipped to ``[−1, 1]`` (as DPS does) and the prior score is the one of the clipped
-        estimate, ``s = (√ᾱ_t x̂0 − x_t)/(1 − ᾱ_t)``; the likelihood term sees it too."""
+        estimate, ``s = (√ᾱ_t x̂0 − x_t)/(1 − ᾱ_t)``; the likelihood term sees it too.
+        ``schedule.at(i)`` gives the step's scalars; the model is called at time ``t``
+        (``None``: ``i``; a respaced schedule's step ``k`` calls it at ``t_k``)."""
+        t = i if t is None else t
         if getattr(model, "is_conditional", False):
             with torch.no_grad():
-                return model.score(x, i, y), None
+                return model.score(x, t, y), None
         ab = schedule.at(i)["alpha_bar"]
         with torch.enable_grad():
             x_in = x.detach().requires_grad_(True)
             if self.variance == "learned_range":
-                eps, v = model.eps_and_v(x_in, i)
+                eps, v = model.eps_and_v(x_in, t)
                 if v is None:
                     raise ValueError("sampler.variance=learned_range needs a network with 2C "
                                      "output channels (ADM's learn_sigma=true)")
                 v = v.detach()
             else:
-                eps, v = model.eps(x_in, i), None
+                eps, v = model.eps(x_in, t), None
             x0_hat = x0_from_eps(x_in, eps, ab)
             if self.clip_x0:
                 x0_hat = x0_hat.clamp(-1.0, 1.0)
@@ -128,6 +143,10 @@ class VarianceScaledSampler(Sampler):
         """Sample ``x_0`` for each row of ``y`` with its own ``λ = knob[b]`` and seed ``seeds[b]``."""
 
         lam = per_sample_knob(knob, seeds, y.shape[0], "λ")
+        times: list[int] | None = None  # network time of each step; None: the step index itself
+        T = schedule.T
+        if self.steps is not None and self.steps != T:
+            schedule, times = schedule.respace(self.steps)
         shape = signal_shape(y, operator) if x_T is None else x_T.shape[1:]
         noise = PerSampleNoise(seeds, shape, schedule.T, dtype=y.dtype)
         x = noise.initial() if x_T is None else x_T.clone()
@@ -138,12 +157,13 @@ class VarianceScaledSampler(Sampler):
         nfe0 = model.nfe
         steps = range(schedule.T - 1, -1, -1)
         for i in tqdm(steps, desc="sampling", **tqdm_options(self.progress)):
-            score, v = self.score_and_v(model, x, i, y, operator, sigma_y, zeta, schedule)
+            t = i if times is None else times[i]
+            score, v = self.score_and_v(model, x, i, y, operator, sigma_y, zeta, schedule, t)
             z = noise.next().to(x) if i > 0 else None
             sigma = reverse_std(schedule, i, self.variance, v)
             sc = schedule.at(i)
             x = variance_scaled_step(x, score, sc["beta"], sc["alpha"], sigma, lam_x, z).detach()
-            check_finite(x, i, schedule.T, lam, what="x_{t-1}")
+            check_finite(x, t, T, lam, what="x_{t-1}")
             if traj is not None:
                 traj.append(x.clone())
             if callback is not None:

@@ -144,12 +144,43 @@ def test_diffpir_data_step_on_a_hand_computed_case():
     assert x[0].tolist() == [0.0, 0.0] and x[1].tolist() == pytest.approx([1.0, 1.0])
 
 
-def test_quadratic_grid():
+def test_quadratic_grid_is_diffpirs_quad_grid():
+    """DiffPIR's skip_type='quad' (docs/METHOD.md §8): seq_k = ⌊1000 √(k/99)⌋, the last lowered
+    by 1, t_k = 999 − seq_k. By hand: k = 1: 1000/√99 = 100.50 → t = 899; k = 2: 142.13 → 857;
+    k = 3: 174.08 → 825; k = 4: 201.01 → 798; k = 50: 710.67 → 289; k = 89: 948.15 → 51;
+    k = 90: 953.46 → 46; k = 97: 989.85 → 10; k = 98: 994.94 → 5; k = 99: 1000 − 1 → 0.
+    (The earlier grid t_k = k + ⌊900 (k/99)²⌋ shared 13 of these 100 times.)"""
     g = quadratic_timesteps(1000, 100)
-    assert len(g) == 100 and g[0] == 0 and g[-1] == 999
-    steps = [b - a for a, b in zip(g, g[1:])]
-    assert min(steps) >= 1 and steps[0] < steps[-1]       # dense near t = 0
-    assert quadratic_timesteps(5, 5) == [0, 1, 2, 3, 4]
+    assert len(g) == 100 and len(set(g)) == 100
+    assert g[-5:] == [798, 825, 857, 899, 999]
+    assert g[:3] == [0, 5, 10] and 289 in g and 51 in g and 46 in g
+    assert sum(t < 50 for t in g) == 10                       # k = 90 … 99
+    # T = 5, 5 steps: √[0, 6.25, 12.5, 18.75, 25] = 0, 2.5, 3.54, 4.33, 5 → seq 0, 2, 3, 4, 4
+    # → t = 4, 2, 1, 0, 0: a repeated time where steps is large against T, as in DiffPIR's code
+    assert quadratic_timesteps(5, 5) == [0, 0, 1, 2, 4]
+    assert quadratic_timesteps(20, 2) == [0, 19]
+
+
+def test_diffpir_rho_in_unit_interval_units():
+    """ρ_t = λ_D σ² ᾱ_t/(1 − ᾱ_t) with σ in [0, 1]-image units (DiffPIR's code): λ_D = 7 and
+    σ_y = 0.05 in [−1, 1] units (0.025 in [0, 1]) at ᾱ = 0.8: 7 · 0.025² · 4 = 0.0175; without
+    the halving it would be 4× that (0.07)."""
+    assert diffpir_rho(7.0, 0.05, 0.8, sigma_scale=0.5) == pytest.approx(0.0175)
+    assert diffpir_rho(7.0, 0.05, 0.8) == pytest.approx(0.07)
+    assert diffpir_rho(7.0, 0.025, 0.8) == pytest.approx(0.0175)
+
+
+def test_diffpir_sigma_scale_from_the_task():
+    """sampler.sigma_scale=null: 0.5 on images (σ_y in [−1, 1] units), 1 on 2D data; a value
+    given in config is kept."""
+    from conftest import compose_cfg
+
+    from vsdr.experiments.build import build_job
+
+    assert build_job(compose_cfg(["experiment=images_small_diffpir"])).sampler.sigma_scale == 0.5
+    assert build_job(compose_cfg(["experiment=diffpir_lambda"])).sampler.sigma_scale == 1.0
+    kept = compose_cfg(["experiment=images_small_diffpir", "sampler.sigma_scale=1"])
+    assert build_job(kept).sampler.sigma_scale == 1.0
 
 
 def test_diffpir_first_step_by_hand_and_nfe():
@@ -178,6 +209,14 @@ def test_diffpir_first_step_by_hand_and_nfe():
     x_next = ab0**0.5 * x0 + (1 - ab0) ** 0.5 * eps_hat
     assert torch.allclose(out.samples, x_next / ab0**0.5, atol=1e-5)
     assert out.nfe == 2 and model.nfe == 2
+    # sigma_scale = 0.5 (images): ρ_1 = 2 · (0.5 · 0.3)² ᾱ/(1 − ᾱ), a quarter of the above
+    half = DiffPIRSampler(lambda_d=2.0, zeta_d=0.0, steps=2, knob="zeta_d", sigma_scale=0.5,
+                          progress=False)(ZeroEps(), y, Identity(), 0.3, [0.0], [7], schedule)
+    rho = 2.0 * 0.15**2 * ab / (1 - ab)
+    x0 = (y + rho * xT / ab**0.5) / (1 + rho)
+    eps_hat = (xT - ab**0.5 * x0) / (1 - ab) ** 0.5
+    x_next = ab0**0.5 * x0 + (1 - ab0) ** 0.5 * eps_hat
+    assert torch.allclose(half.samples, x_next / ab0**0.5, atol=1e-5)
 
 
 # ---------------------------------------------------------------- PSCGAN

@@ -134,6 +134,64 @@ def test_paper_form_is_score_plus_weighted_likelihood(setup):
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6)
 
 
+def test_paper_form_mean_residual(setup):
+    """sampler.residual=mean: ĉ = −(1/σ_y²) ∇‖y − A x̂0‖²/m (m = 2 entries here), the sum form's
+    likelihood term divided by m; the default (sum) is the hand formula above."""
+    schedule, prior, y = setup
+    zeta, i, sigma = 0.7, 5, 0.4
+    x = torch.randn(6, 2, generator=torch.Generator().manual_seed(4))
+    lam0 = torch.zeros(6)
+    mean = sampler(form="paper", residual="mean", zeta={"lam": [0, 1], "value": [zeta, zeta]})
+    total = sampler(form="paper", zeta={"lam": [0, 1], "value": [zeta, zeta]})
+    prior_only = sampler(form="paper", zeta={"lam": [0, 1], "value": [0.0, 0.0]})
+    s0 = prior_only.conditional_score(prior, x, i, y, Identity(), sigma, prior_only.zeta(lam0), schedule)
+    got = mean.conditional_score(prior, x, i, y, Identity(), sigma, mean.zeta(lam0), schedule)
+    full = total.conditional_score(prior, x, i, y, Identity(), sigma, total.zeta(lam0), schedule)
+    torch.testing.assert_close(got - s0, (full - s0) / 2, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="belongs to sampler.form=paper"):
+        sampler(form="dps", residual="mean")
+    with pytest.raises(ValueError, match="not one of"):
+        sampler(form="paper", residual="max")
+
+
+@pytest.mark.parametrize(("i", "residual", "ratio"), [(0, "sum", 231.0), (999, "sum", 46_600.0),
+                                                       (999, "mean", 0.237)])
+def test_paper_table_step_against_dps_step_at_256(i, residual, ratio):
+    """docs/METHOD.md §2: the paper's ζ = 39 step against DPS's ζ = 0.3 step at 256² RGB,
+    σ_y = 0.05, T = 1000, on a residual of the size of the noise (‖y − A x̂0‖ = σ_y √m, m =
+    196,608). The step in x of each form is β_t/√α_t times its likelihood term; in closed form
+    the ratio is 2 β_t ζ ‖r‖/(√α_t σ_y² ζ_DPS) (sum) and that over m (mean): 230.6 at t = 1,
+    46,580 at t = T, 0.237 at t = T."""
+    schedule = VPSchedule.linear(T=1000)
+    m, sigma = 3 * 256 * 256, 0.05
+
+    class ZeroEps:                       # x̂0 = x_t/√ᾱ_t: the ratio does not depend on the network
+        nfe = 0
+
+        def eps(self, x, i):
+            return torch.zeros_like(x)
+
+    ab = float(schedule.alpha_bars[i])
+    x = torch.randn(1, 3, 256, 256, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    n = torch.randn(1, 3, 256, 256, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    n = n / n.norm() * m**0.5             # ‖r‖ = σ_y √m exactly
+    y = x / ab**0.5 + sigma * n
+    lam0 = torch.zeros(1)
+
+    def likelihood_term(s):
+        zeta = s.zeta(lam0)
+        full = s.conditional_score(ZeroEps(), x, i, y, Identity(), sigma, zeta, schedule)
+        return full - s.conditional_score(ZeroEps(), x, i, y, Identity(), sigma, zeta * 0, schedule)
+
+    paper = sampler(form="paper", residual=residual, zeta={"lam": [0, 1], "value": [39.0, 39.0]})
+    dps = sampler(form="dps", zeta={"lam": [0, 1], "value": [0.3, 0.3]})
+    got = float(likelihood_term(paper).norm() / likelihood_term(dps).norm())
+    b, a = float(schedule.betas[i]), float(schedule.alphas[i])
+    closed = 2 * b * 39.0 * sigma * m**0.5 / (a**0.5 * sigma**2 * 0.3) / (m if residual == "mean" else 1)
+    assert got == pytest.approx(closed, rel=1e-6)
+    assert got == pytest.approx(ratio, rel=0.002 if residual == "sum" else 0.01)
+
+
 def test_graph_is_freed_every_step():
     """No state of the chain keeps an autograd graph alive: memory is flat in T."""
     schedule = VPSchedule.linear(T=200)

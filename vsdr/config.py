@@ -15,8 +15,10 @@ from vsdr.errors import ConfigError
 HYDRA_KEYS = {"_target_", "_recursive_", "_convert_", "_partial_", "_args_"}
 #: keys of a component's config that describe it to vsdr and are not constructor arguments
 #: (``name``: the column in result tables, passed on when the constructor takes it;
-#: ``values``: the sweep of a sampler's knob; ``gan``: PSCGAN's networks and training)
-META = {"name", "values", "gan"}
+#: ``values``: the sweep of a sampler's knob; ``gan``: PSCGAN's networks and training;
+#: ``file`` and ``published``: the name of a file the job reads and cannot make, and where it is
+#: published, for the message that stops the job when it is missing)
+META = {"name", "values", "gan", "file", "published"}
 
 
 def target_of(node: DictConfig | dict, group: str):

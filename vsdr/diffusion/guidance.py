@@ -8,22 +8,38 @@ import torch
 from torch import Tensor
 
 FORMS = ("paper", "dps")
+#: how the paper form reduces the squared residual over the ``m`` entries of ``y``
+RESIDUALS = ("sum", "mean")
 
 
-def likelihood_gradient(x_t: Tensor, x0_hat: Tensor, y: Tensor, operator, form: str) -> Tensor:
+def check_residual(form: str, residual: str) -> None:
+    """``residual`` must be one of ``RESIDUALS``; ``mean`` only exists for the paper form."""
+    if residual not in RESIDUALS:
+        raise ValueError(f"sampler.residual={residual!r} is not one of {RESIDUALS}")
+    if residual == "mean" and form != "paper":
+        raise ValueError("sampler.residual=mean belongs to sampler.form=paper (the dps form "
+                         "takes the plain norm ‖y − A x̂0‖₂)")
+
+
+def likelihood_gradient(x_t: Tensor, x0_hat: Tensor, y: Tensor, operator, form: str,
+                        residual: str = "sum") -> Tensor:
     """Per-sample gradient, through the network, of the measurement residual at ``x̂0(x_t)``:
 
-    - ``form='paper'``: ``∇_{x_t} ‖y − A x̂0‖²`` (squared norm, Algorithm 1),
+    - ``form='paper'``: ``∇_{x_t} ‖y − A x̂0‖²`` (squared norm, Algorithm 1); with
+      ``residual='mean'`` the squared residual is averaged over the ``m`` entries of ``y``
+      instead, ``∇_{x_t} ‖y − A x̂0‖²/m`` (the reconstruction under which the paper's ζ tables
+      make sense, docs/METHOD.md §2),
     - ``form='dps'``:   ``∇_{x_t} ‖y − A x̂0‖₂`` (plain norm, DPS's code).
 
     One norm per sample (DPS's code takes one over the whole batch, which couples samples).
     ``x0_hat`` must be a function of ``x_t`` in the current autograd graph; the graph is
     released by this call (``retain_graph=False``).
     """
-    residual = (y - operator.forward(x0_hat)).flatten(1)
-    sq = residual.pow(2).sum(dim=1)
+    r = (y - operator.forward(x0_hat)).flatten(1)
+    sq = r.pow(2).sum(dim=1)
+    check_residual(form, residual)
     if form == "paper":
-        per_sample = sq
+        per_sample = sq / r.shape[1] if residual == "mean" else sq
     elif form == "dps":
         per_sample = sq.clamp_min(1e-30).sqrt()
     else:

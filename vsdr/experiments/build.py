@@ -88,8 +88,14 @@ def build_task(cfg: DictConfig) -> Task:
                       "neither a PointDataset nor an ImageDataset: vsdr has no task for it")
 
 
-def build_sampler(cfg: DictConfig) -> Sampler:
-    return instantiate(cfg.sampler, "sampler", progress=bool(cfg.progress))
+def build_sampler(cfg: DictConfig, task: Task | None = None) -> Sampler:
+    """The sampler of ``sampler=``. A ``sampler.sigma_scale`` left ``null`` (DiffPIR's: the factor
+    that puts σ_y into the units its ρ_t is written in) is taken from ``task.sigma_to_01``:
+    0.5 on images (σ_y in ``[−1, 1]`` units), 1 on data with no ``[0, 1]`` convention."""
+    extra = {}
+    if task is not None and "sigma_scale" in cfg.sampler and cfg.sampler.sigma_scale is None:
+        extra["sigma_scale"] = float(task.sigma_to_01)
+    return instantiate(cfg.sampler, "sampler", progress=bool(cfg.progress), **extra)
 
 
 def build_schedule(cfg: DictConfig):
@@ -116,7 +122,7 @@ def build_job(cfg: DictConfig) -> JobParts:
     device = resolve_device(cfg.device)
     values = knob_values(cfg)
     task = build_task(cfg)
-    sampler = build_sampler(cfg)
+    sampler = build_sampler(cfg, task)
     schedule = build_schedule(cfg)
     base = {"dataset": cfg.dataset.name, "operator": cfg.operator.name,
             "sigma": float(cfg.noise.sigma), "sigma_space": str(cfg.noise.space),

@@ -24,8 +24,9 @@ from vsdr.training.score_module import RandomBatches, ScoreMatchingModule
 log = logging.getLogger(__name__)
 
 #: keys of ``model=`` that are not the network's constructor arguments and do not change the
-#: trained weights: where to load them from, and how many rows one network call takes
-MODEL_META = ("ckpt", "net_batch")
+#: trained weights: where to load them from (and where that file is published), and how many
+#: rows one network call takes
+MODEL_META = ("ckpt", "net_batch", "file", "published")
 
 
 def training_key(cfg: DictConfig) -> dict:

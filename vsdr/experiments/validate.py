@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from omegaconf import DictConfig, ListConfig
 
 from vsdr.config import target_of
-from vsdr.data.images import ImageDataset
+from vsdr.data.images import EXTENSIONS, ImageDataset, _absolute
 from vsdr.diffusion.guidance import FORMS
 from vsdr.diffusion.variance import RENAMED, VARIANCES
 from vsdr.errors import ConfigError
@@ -181,6 +181,48 @@ def validate_model_fits_data(cfg: DictConfig, images: bool) -> None:
                           "point network (model=mlp2d)")
 
 
+def _published(node: DictConfig) -> str:
+    where = node.get("published")
+    return f"; it is published {where}" if where else ""
+
+
+def validate_files(cfg: DictConfig, images: bool) -> None:
+    """Every file the job must read and cannot make is there, before anything is built: the
+    test images of an image data set that is not generated (``dataset.root``) and the network's
+    checkpoint (``model.ckpt``) when one is given or nothing could be trained (no
+    ``dataset.train_root``). Each failure is one sentence naming the file, where it is expected
+    and where it is published (``file`` and ``published`` in the component's config)."""
+    data = cfg.dataset
+    if images and not data.get("generate"):
+        what = f"the test images of dataset={data.get('name')} (a folder of PNG/JPEG images)"
+        root = data.get("root")
+        if not root:
+            raise ConfigError(f"dataset.root is not set: {what} are expected at dataset.root=FOLDER"
+                              + _published(data))
+        folder = _absolute(root)
+        if not folder.is_dir():
+            raise ConfigError(f"dataset.root={folder} does not exist: {what} are expected there"
+                              + _published(data))
+        if not any(p.suffix.lower() in EXTENSIONS for p in folder.rglob("*") if p.is_file()):
+            raise ConfigError(f"dataset.root={folder} holds no PNG or JPEG image: {what} are expected "
+                              "there" + _published(data))
+    if cfg.score.get("name") != "network" or cfg.sampler.get("gan") is not None:
+        return
+    model = cfg.model
+    name = model.get("file") or "the checkpoint"
+    what = f"{name} (the weights of model={model.get('name')})"
+    ckpt = model.get("ckpt")
+    if ckpt:
+        path = _absolute(ckpt)
+        if not path.is_file():
+            raise ConfigError(f"model.ckpt={path} does not exist: {what} is expected there"
+                              + _published(model))
+    elif images and not data.get("train_root") and not data.get("generate"):
+        raise ConfigError(f"model.ckpt is not set and dataset={data.get('name')} has no "
+                          f"dataset.train_root to train on: {what} is expected at model.ckpt=PATH"
+                          + _published(model))
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Raise ``ConfigError`` on the first impossible value."""
     for v in lam_values(cfg.lam):
@@ -212,6 +254,7 @@ def validate_config(cfg: DictConfig) -> None:
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ConfigError(f"threads={threads!r} must be null (1 on CPU, torch's default on CUDA) or a "
                           "whole number >= 1")
+    validate_files(cfg, images)
     if int(cfg.data.n_test) < 2:
         raise ConfigError(f"data.n_test={cfg.data.n_test} is too small: W2 needs at least 2 points")
     if int(cfg.diffusion.T) < 2:

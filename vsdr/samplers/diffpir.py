@@ -22,19 +22,31 @@ ZETA_D = Knob("zeta_d", "ζ_D", 0.0, 1.0, what="DiffPIR's mix of implied and fre
 
 
 def quadratic_timesteps(T: int, steps: int) -> list[int]:
-    """``steps`` distinct integer times in ``[0, T−1]``, dense near ``t = 0``, increasing:
-    ``t_k = k + ⌊(T − steps) (k/(steps−1))²⌋`` for ``k = 0 … steps−1``, so ``t_0 = 0`` and
-    ``t_{steps−1} = T − 1`` (a quadratic grid that never repeats a time)."""
+    """DiffPIR's ``skip_type='quad'`` grid (docs/METHOD.md §8), as increasing times:
+    ``seq_k = ⌊√(k T²/(steps−1))⌋`` for ``k = 0 … steps−1`` (``seq`` computed in float64 as
+    ``√`` of an evenly spaced ``[0, T²]``), the last one lowered by 1, and the chain visits
+    ``t_k = T − 1 − seq_k``: from ``T − 1`` down to 0, dense near ``t = 0`` (T = 1000,
+    100 steps: 999, 899, 857, …, 5, 0; spacing about 100 near ``T`` and 5 near 0).
+    Where ``steps`` is large against ``T`` two ``k`` can give the same time (T = 100, 100 steps:
+    75 distinct times); the chain then re-noises to the same level, as DiffPIR's code does."""
     if not 2 <= steps <= T:
         raise ValueError(f"DiffPIR needs 2 <= sampler.steps <= diffusion.T; got steps={steps}, T={T}")
-    k = np.arange(steps)
-    return [int(v) for v in k + np.floor((T - steps) * (k / (steps - 1)) ** 2 + 1e-9)]
+    seq = np.sqrt(np.linspace(0.0, float(T) ** 2, steps)).astype(np.int64)
+    seq[-1] -= 1
+    return sorted(int(T - 1 - s) for s in seq)
 
 
-def diffpir_rho(lambda_d: Tensor | float, sigma_y: float, alpha_bar: float) -> Tensor | float:
-    """``ρ_t = λ_D σ_y² ᾱ_t / (1 − ᾱ_t) = λ_D σ_y² / σ̄_t²`` (docs/METHOD.md §8, DiffPIR; the
-    weight of ``‖x − x̂0‖²`` against ``‖y − A x‖²``)."""
-    return lambda_d * sigma_y**2 * alpha_bar / (1.0 - alpha_bar)
+def diffpir_rho(lambda_d: Tensor | float, sigma_y: float, alpha_bar: float,
+                sigma_scale: float = 1.0) -> Tensor | float:
+    """``ρ_t = λ_D σ² ᾱ_t / (1 − ᾱ_t) = λ_D σ² / σ̄_t²`` with ``σ = sigma_scale · sigma_y``
+    (docs/METHOD.md §8, DiffPIR; the weight of ``‖x − x̂0‖²`` against ``‖y − A x‖²``).
+
+    DiffPIR's code writes ``ρ_t = λ σ²/σ̄_t²`` with ``σ`` the noise level of ``[0, 1]`` images and
+    ``σ̄_t = √(1−ᾱ_t)/√ᾱ_t`` the diffusion's noise level in the network's own ``[−1, 1]`` scale;
+    its data step itself is scale-free. On images the samplers' ``σ_y`` is in ``[−1, 1]`` units,
+    so ``sigma_scale = 0.5`` turns it into DiffPIR's ``σ``; on data with no ``[0, 1]``
+    convention (2D) ``sigma_scale = 1``: the formula in the data's own units."""
+    return lambda_d * (sigma_scale * sigma_y) ** 2 * alpha_bar / (1.0 - alpha_bar)
 
 
 class DiffPIRSampler(Sampler):
@@ -49,6 +61,10 @@ class DiffPIRSampler(Sampler):
     and returns the network's ``x̂0`` at ``t_0`` (no data step after the last evaluation).
     ``knob`` names the knob given per sample (``zeta_d`` or ``lambda_d``); the other is fixed.
     ``keep_trajectory`` keeps ``x`` at every grid time (``steps + 1`` states, the last ``x̂0``).
+    ``sigma_scale`` multiplies σ_y before it enters ``ρ_t`` (``diffpir_rho``): 0.5 on images,
+    whose σ_y is in ``[−1, 1]`` units while DiffPIR's formula takes ``[0, 1]`` units; ``None``
+    (the config's default) is filled in by the job from the task (``Task.sigma_to_01``: 0.5
+    for images, 1 for data with no ``[0, 1]`` convention) and means 1 when called directly.
     """
 
     name = "diffpir"
@@ -57,8 +73,12 @@ class DiffPIRSampler(Sampler):
     has_trajectory = True
 
     def __init__(self, lambda_d: float = 7.0, zeta_d: float = 0.3, steps: int = 100,
-                 clip: Sequence[float] | None = None, knob: str | None = None, progress: bool = True):
+                 clip: Sequence[float] | None = None, sigma_scale: float | None = None,
+                 knob: str | None = None, progress: bool = True):
         super().__init__(knob, progress)
+        self.sigma_scale = 1.0 if sigma_scale is None else float(sigma_scale)
+        if not self.sigma_scale > 0:
+            raise ValueError(f"sampler.sigma_scale must be > 0; got {sigma_scale}")
         self.lambda_d, self.zeta_d, self.steps = float(lambda_d), float(zeta_d), int(steps)
         self.sweep = self.knob
         self.clip = None if clip is None else (float(clip[0]), float(clip[1]))
@@ -90,7 +110,7 @@ class DiffPIRSampler(Sampler):
                 x0_hat = x0_hat.clamp(*self.clip)
             if k == 0:
                 break
-            x0_hat = operator.prox_data(x0_hat, y, diffpir_rho(lam_d, sigma_y, ab).to(x))
+            x0_hat = operator.prox_data(x0_hat, y, diffpir_rho(lam_d, sigma_y, ab, self.sigma_scale).to(x))
             eps_hat = eps_from_x0(x, x0_hat, ab)
             ab_s = schedule.at(grid[k - 1])["alpha_bar"]
             z = noise.next().to(x)

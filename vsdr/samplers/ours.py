@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 from vsdr.console import tqdm_options
 from vsdr.diffusion.broadcast import per_sample
 from vsdr.diffusion.checks import check_finite
-from vsdr.diffusion.guidance import FORMS, ZetaTable, likelihood_gradient
+from vsdr.diffusion.guidance import FORMS, ZetaTable, check_residual, likelihood_gradient
 from vsdr.diffusion.noise import PerSampleNoise
 from vsdr.diffusion.schedule import VPSchedule
 from vsdr.diffusion.step import variance_scaled_step
@@ -28,6 +28,7 @@ class VarianceScaledSampler(Sampler):
 
         ε  = ε_θ(x_t, t);  s = −ε/√(1−ᾱ_t);  x̂0 = (x_t − √(1−ᾱ_t) ε)/√ᾱ_t
         paper form: score = s + ζ(λ) ĉ,   ĉ = −(1/σ_y²) ∇_{x_t} ‖y − A x̂0‖²
+                    (``residual='mean'``: ‖y − A x̂0‖²/m, m the entries of y; docs/METHOD.md §2)
         dps form:   score = s − ζ(λ) (√α_t/β_t) ∇_{x_t} ‖y − A x̂0‖₂
         x_{t−1} = (x_t + β_t score)/√α_t + √λ σ_t z          (eq. 12; z = 0 at the last step)
 
@@ -66,6 +67,7 @@ class VarianceScaledSampler(Sampler):
         zeta: dict | None = None,
         variance: str = "beta",
         clip_x0: bool = False,
+        residual: str = "sum",
         knob: str | None = None,
         progress: bool = True,
         steps: int | None = None,
@@ -76,6 +78,8 @@ class VarianceScaledSampler(Sampler):
         self.steps = None if steps is None else int(steps)
         if form not in FORMS:
             raise ValueError(f"sampler.form={form!r} is not one of {FORMS}")
+        check_residual(form, residual)
+        self.residual = residual
         check_variance(variance)
         zeta = dict(zeta or {"lam": [0.0, 1.0], "value": [0.5, 0.5]})
         self.form = form
@@ -115,7 +119,7 @@ class VarianceScaledSampler(Sampler):
             x0_hat = x0_from_eps(x_in, eps, ab)
             if self.clip_x0:
                 x0_hat = x0_hat.clamp(-1.0, 1.0)
-            grad = likelihood_gradient(x_in, x0_hat, y, operator, self.form)
+            grad = likelihood_gradient(x_in, x0_hat, y, operator, self.form, self.residual)
         if self.clip_x0:
             score = (ab**0.5 * x0_hat.detach() - x) / (1.0 - ab)
         else:

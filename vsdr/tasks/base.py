@@ -50,6 +50,9 @@ class Task:
     units: ClassVar[dict[str, str]] = {}
     #: what sets the number of test items (for messages)
     size_name: ClassVar[str] = "data.n_test"
+    #: the factor that turns ``sigma_y`` into the units of ``[0, 1]`` images (DiffPIR's ρ_t is
+    #: written in them); 1 for data with no ``[0, 1]`` convention (2D, analytic): data units
+    sigma_to_01: ClassVar[float] = 1.0
 
     def __init__(self, dataset, operator, sigma: float, sigma_space: str):
         self.dataset, self.operator = dataset, operator

@@ -61,6 +61,8 @@ class ImageTask(Task):
     kind = "images"
     columns = [*Task.columns, "psnr"]
     size_name = "the test images (data.limit)"
+    #: ``sigma_y`` is in ``[−1, 1]`` units: halved, it is in ``[0, 1]`` units
+    sigma_to_01 = 0.5
 
     def __init__(self, dataset, operator, sigma: float, sigma_space: str, metrics: ImageMetrics,
                  limit: int | None = None, n_train: int = 1500, fd_pca_k: int = 8,

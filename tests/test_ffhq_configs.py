@@ -1,0 +1,173 @@
+"""The FFHQ experiment configs (conf/experiment/ffhq_*.yaml): what they set, the sentence that
+stops a job whose files are missing (before any compute), and each one run end to end at CPU
+size: ``model=adm_small`` (the same architecture at 64², random weights saved as a checkpoint),
+two generated 64² images, T = 3 (DiffPIR: 3 evaluations), labelled stand-in metrics."""
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+from conftest import compose_cfg, run_cli
+
+from vsdr.data.images import save_images
+from vsdr.errors import ConfigError
+from vsdr.experiments.job import run_job
+from vsdr.experiments.prior import build_network
+
+FFHQ = ["ffhq_deblur", "ffhq_deblur_hinoise", "ffhq_sr8", "ffhq_deblur_dps", "ffhq_deblur_diffpir",
+        "ffhq_sr8_dps", "ffhq_sr8_diffpir"]
+PAPER_ROWS = {"ffhq_deblur": [39, 24, 24, 26, 26, 40, 22, 18, 12, 12, 6],
+              "ffhq_deblur_hinoise": [33, 33, 33, 37, 40, 40, 33, 23, 15, 10, 6.5],
+              "ffhq_sr8": [26, 24, 24, 24, 30, 24, 20, 15, 12, 12, 10]}
+LAMS = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+
+
+@pytest.mark.parametrize("experiment", FFHQ)
+def test_ffhq_configs_set_the_papers_settings(experiment):
+    cfg = compose_cfg([f"experiment={experiment}"])
+    assert cfg.dataset.name == "ffhq" and cfg.model.name == "adm_ffhq" and cfg.diffusion.T == 1000
+    assert cfg.diffusion.beta_start == 1e-4 and cfg.diffusion.beta_end == 0.02
+    assert str(cfg.noise.space) == "[-1,1]"
+    assert cfg.noise.sigma == (0.1 if experiment.endswith("hinoise") else 0.05)
+    if "sr8" in experiment:
+        assert cfg.operator.name == "super_resolution" and cfg.operator.scale == 8
+    else:
+        assert (cfg.operator.name, cfg.operator.kernel_size, cfg.operator.std) == ("gaussian_blur", 61, 3.0)
+    sampler = cfg.sampler._target_.rsplit(".", 1)[-1]
+    if experiment in PAPER_ROWS:
+        assert sampler == "VarianceScaledSampler" and list(cfg.lam) == LAMS
+        assert (cfg.sampler.form, cfg.sampler.residual, cfg.sampler.variance) == \
+            ("paper", "mean", "learned_range")
+        assert cfg.sampler.clip_x0 is True
+        assert list(cfg.sampler.zeta.lam) == LAMS and list(cfg.sampler.zeta.value) == PAPER_ROWS[experiment]
+    elif experiment.endswith("_dps"):
+        assert sampler == "DPSSampler" and cfg.sampler.variance == "learned_range"
+        assert list(cfg.sampler.clip) == [-1.0, 1.0] and 0.3 in list(cfg.sampler["values"])
+    else:
+        assert sampler == "DiffPIRSampler" and cfg.sampler.knob == "lambda_d" and cfg.sampler.steps == 100
+        assert cfg.sampler.sigma_scale is None                     # filled in as 0.5 (images)
+        assert (cfg.sampler.zeta_d, list(cfg.sampler["values"])) == \
+            ((0.3, [7.0]) if "deblur" in experiment else (0.25, [2.0, 6.0, 12.0]))
+
+
+def _no_compute(monkeypatch):
+    """Fail the test if the job gets past its checks (builds anything)."""
+    import vsdr.experiments.job as job
+
+    def refuse(*a, **k):
+        raise AssertionError("the job started building before its files were checked")
+
+    monkeypatch.setattr(job, "build_job", refuse)
+
+
+def test_missing_test_images_stop_the_job_first(tmp_path, monkeypatch):
+    _no_compute(monkeypatch)
+    ckpt = tmp_path / "ffhq_10m.pt"
+    ckpt.write_bytes(b"not read")
+    with pytest.raises(ConfigError, match=r"dataset.root is not set: the test images of dataset=ffhq .*"
+                                          r"expected at dataset.root=FOLDER; it is published as FFHQ "
+                                          r"\(github.com/NVlabs/ffhq-dataset\)"):
+        run_job(compose_cfg(["experiment=ffhq_deblur", f"model.ckpt={ckpt}"]), tmp_path / "job")
+    with pytest.raises(ConfigError, match=r"dataset.root=.*nowhere does not exist: .* are expected "
+                                          r"there; it is published as FFHQ"):
+        run_job(compose_cfg(["experiment=ffhq_sr8", f"model.ckpt={ckpt}",
+                             f"dataset.root={tmp_path / 'nowhere'}"]), tmp_path / "job")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="holds no PNG or JPEG image"):
+        run_job(compose_cfg(["experiment=ffhq_deblur_dps", f"model.ckpt={ckpt}",
+                             f"dataset.root={tmp_path / 'empty'}"]), tmp_path / "job")
+    assert not (tmp_path / "job").exists()
+
+
+def test_missing_checkpoint_stops_the_job_first(tmp_path, monkeypatch):
+    _no_compute(monkeypatch)
+    save_images(torch.zeros(1, 3, 256, 256), tmp_path / "imgs")
+    with pytest.raises(ConfigError, match=r"model.ckpt=.*ffhq_10m.pt does not exist: ffhq_10m.pt \(the "
+                                          r"weights of model=adm_ffhq\) is expected there; it is "
+                                          r"published with DPS's code \(github.com/DPS2022"):
+        run_job(compose_cfg(["experiment=ffhq_deblur_diffpir", f"dataset.root={tmp_path / 'imgs'}",
+                             f"model.ckpt={tmp_path / 'ffhq_10m.pt'}"]), tmp_path / "job")
+    with pytest.raises(ConfigError, match=r"model.ckpt is not set and dataset=ffhq has no "
+                                          r"dataset.train_root to train on: ffhq_10m.pt .* is expected "
+                                          r"at model.ckpt=PATH; it is published with DPS's code"):
+        run_job(compose_cfg(["experiment=ffhq_sr8_dps", f"dataset.root={tmp_path / 'imgs'}"]),
+                tmp_path / "job")
+    assert not (tmp_path / "job").exists()
+
+
+def test_missing_checkpoint_on_the_command_line_is_one_sentence(tmp_path):
+    save_images(torch.zeros(1, 3, 256, 256), tmp_path / "imgs")
+    res = run_cli(["experiment=ffhq_deblur", f"dataset.root={tmp_path / 'imgs'}",
+                   f"model.ckpt={tmp_path / 'ffhq_10m.pt'}"], cwd=tmp_path)
+    assert res.returncode == 2, res.stderr[-2000:]
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("vsdr: model.ckpt=") and "ffhq_10m.pt" in last and "DPS2022" in last
+    assert "Traceback" not in res.stderr and not (tmp_path / "outputs" / "runs").exists() or \
+        not any((tmp_path / "outputs" / "runs").rglob("metrics.csv"))
+
+
+def test_ffhq_with_a_point_network_is_refused():
+    from vsdr.experiments.validate import validate_config
+
+    with pytest.raises(ConfigError, match="dataset=ffhq holds images but model=mlp2d"):
+        validate_config(compose_cfg(["experiment=ffhq_deblur", "model=mlp2d"]))
+
+
+@pytest.fixture(scope="module")
+def small_ffhq(tmp_path_factory):
+    """Two 64² test images and a random-weight adm_small checkpoint (strictly loadable)."""
+    root = tmp_path_factory.mktemp("ffhq_small")
+    g = torch.Generator().manual_seed(0)
+    save_images(torch.rand(2, 3, 64, 64, generator=g) * 2 - 1, root / "test")
+    cfg = compose_cfg(["experiment=ffhq_deblur", "model=adm_small"])
+    from vsdr.diffusion import VPSchedule
+
+    torch.manual_seed(0)
+    net = build_network(cfg, VPSchedule.linear(T=3))
+    torch.save(net.state_dict(), root / "adm_small.pt")
+    return root
+
+
+@pytest.mark.parametrize("experiment", FFHQ)
+def test_every_ffhq_config_runs_end_to_end_at_cpu_size(experiment, small_ffhq, tmp_path, cache_dir):
+    overrides = [f"experiment={experiment}", "model=adm_small", f"model.ckpt={small_ffhq / 'adm_small.pt'}",
+                 "dataset.image_size=64", f"dataset.root={small_ffhq / 'test'}", "diffusion.T=3",
+                 "image_metrics.standin=true", "logger=none", "progress=false"]
+    if experiment.endswith("diffpir"):
+        overrides.append("sampler.steps=3")
+    if experiment in PAPER_ROWS:
+        overrides.append("lam=[0,0.5,1]")
+    cfg = compose_cfg(overrides)
+    rows = run_job(cfg, tmp_path / "job")
+    with open(tmp_path / "job" / "metrics.csv") as f:
+        table = list(csv.DictReader(f))
+    header = list(table[0])
+    assert header[:9] == ["dataset", "operator", "sigma", "sigma_space", "sampler", "knob", "value",
+                          "mse", "psnr"]
+    assert {"lpips_standin", "fid_standin"} <= set(header)
+    values = [0.0, 0.5, 1.0] if experiment in PAPER_ROWS else [float(v) for v in cfg.sampler["values"]]
+    assert [float(r["value"]) for r in table] == values == [r["value"] for r in rows]
+    assert {r["dataset"] for r in table} == {"ffhq"}
+    assert {r["sigma_space"] for r in table} == {"[-1,1]"}
+    assert {float(r["sigma"]) for r in table} == {0.1 if experiment.endswith("hinoise") else 0.05}
+    assert {r["operator"] for r in table} == {"super_resolution" if "sr8" in experiment else "gaussian_blur"}
+    assert all(float(r["mse"]) >= 0 and float(r["psnr"]) > 0 for r in table)
+    meta = json.loads((tmp_path / "job" / "metrics.json").read_text())
+    assert meta["model"]["source"] == "model.ckpt"
+
+
+@pytest.mark.slow
+def test_ffhq_deblur_through_run_py(small_ffhq, tmp_path):
+    """The same small job through ``python run.py`` (a subprocess: slow on a loaded machine)."""
+    res = run_cli(["experiment=ffhq_deblur", "model=adm_small", f"model.ckpt={small_ffhq / 'adm_small.pt'}",
+                   "dataset.image_size=64", f"dataset.root={small_ffhq / 'test'}", "diffusion.T=3",
+                   "image_metrics.standin=true", "logger=none", "progress=false", "lam=[0,1]",
+                   f"hydra.run.dir={tmp_path / 'job'}"], cwd=tmp_path,
+                  env_extra={"VSDR_CACHE_DIR": str(tmp_path / "cache")})
+    assert res.returncode == 0, res.stderr[-2000:]
+    with open(tmp_path / "job" / "metrics.csv") as f:
+        table = list(csv.DictReader(f))
+    assert [float(r["value"]) for r in table] == [0.0, 1.0]
+    assert {"mse", "psnr", "lpips_standin", "fid_standin", "sigma", "sigma_space"} <= set(table[0])

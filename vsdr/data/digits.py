@@ -52,7 +52,3 @@ class DigitsImages(ImageDataset):
     def prepare(self) -> None:
         if self.generate:
             write_digits_folders(_absolute(self.generate), self.image_size, self.n_test)
-
-    def test_images(self, limit: int | None = None) -> torch.Tensor:
-        self.prepare()
-        return super().test_images(limit)

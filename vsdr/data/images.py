@@ -115,19 +115,28 @@ class ImageDataset:
     ``image_size²``; ``limit``: the first ``limit`` test images (all when ``None``).
 
     Another image source (a file archive, a data set library) subclasses this and overrides
-    ``test_images`` and ``training_set``; ``prepare`` may write data on first use."""
+    ``test_images`` and ``training_set``; ``prepare`` may write data, and runs once, before
+    the first of them (``ensure_prepared``)."""
 
     def __init__(self, root: str | Path | None = None, train_root: str | Path | None = None,
                  image_size: int = 256, limit: int | None = None, name: str = "images"):
         self.root = _absolute(root) if root else None
         self.train_root = _absolute(train_root) if train_root else None
         self.image_size, self.limit, self.name = int(image_size), limit, name
+        self._prepared = False
 
     def prepare(self) -> None:
         """Make the data available (nothing to do for folders that exist)."""
 
+    def ensure_prepared(self) -> None:
+        """``prepare`` the first time it is asked for, never again."""
+        if not self._prepared:
+            self.prepare()
+            self._prepared = True
+
     def test_images(self, limit: int | None = None) -> Tensor:
         """The first ``limit`` (else ``self.limit``, else all) test images, ``(n, 3, S, S)``."""
+        self.ensure_prepared()
         if self.root is None:
             raise ConfigError(f"dataset={self.name} needs dataset.root=FOLDER of PNG/JPEG images")
         limit = limit if limit is not None else self.limit
@@ -135,5 +144,5 @@ class ImageDataset:
 
     def training_set(self) -> ImageTrainSet | None:
         """The training images (``sample(n, seed)``), or ``None`` without ``train_root``."""
-        self.prepare()
+        self.ensure_prepared()
         return ImageTrainSet(self.train_root, self.image_size) if self.train_root else None

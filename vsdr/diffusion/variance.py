@@ -29,14 +29,21 @@ RENAMED = {
 }
 
 
+def renamed_variance(variance: str) -> str | None:
+    """The sentence for a renamed ``sampler.variance`` (``None`` for any other value)."""
+    if variance not in RENAMED:
+        return None
+    new, what = RENAMED[variance]
+    return f"sampler.variance={variance!r} is now {new!r} ({what})"
+
+
 def check_variance(variance: str) -> str:
     """``variance`` if it is one of ``VARIANCES``; a ``ValueError`` otherwise, naming the new
     name of a renamed option."""
     if variance in VARIANCES:
         return variance
     if variance in RENAMED:
-        new, what = RENAMED[variance]
-        raise ValueError(f"sampler.variance={variance!r} is now {new!r} ({what})")
+        raise ValueError(renamed_variance(variance))
     raise ValueError(f"sampler.variance={variance!r} is not one of {VARIANCES}")
 
 

@@ -22,7 +22,7 @@ from vsdr.errors import ConfigError
 from vsdr.experiments import tracking
 from vsdr.experiments.prior import load_or_train_prior
 from vsdr.experiments.pscgan import load_or_train_pscgan
-from vsdr.experiments.validate import lam_values, sampler_class
+from vsdr.experiments.validate import lam_values, sampler_class, uses_score_network
 from vsdr.samplers.base import Sampler
 from vsdr.tasks import AnalyticTask, ImageTask, PointCloudTask, Task
 
@@ -163,7 +163,7 @@ def build_score_model(cfg: DictConfig, parts: JobParts, logger) -> tuple[object,
     task, device = parts.task, parts.device
     if cfg.sampler.get("gan") is not None:
         return load_or_train_pscgan(cfg, task.training_data(), task.operator, logger, device)
-    if cfg.score.name == "network":
+    if uses_score_network(cfg):
         train = task.training_data()
         if train is None and not cfg.model.get("ckpt"):
             raise ConfigError(f"dataset={cfg.dataset.name} has no train_root: give model.ckpt=PATH "

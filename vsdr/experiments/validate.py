@@ -3,15 +3,16 @@ what would fit. Sampler knobs are checked against what the sampler class declare
 (``vsdr.samplers.base.Sampler.knobs``)."""
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 
 from omegaconf import DictConfig, ListConfig
 
 from vsdr.config import target_of
-from vsdr.data.images import EXTENSIONS, ImageDataset, _absolute
+from vsdr.data.images import ImageDataset, _absolute, list_images
 from vsdr.diffusion.guidance import FORMS
-from vsdr.diffusion.variance import RENAMED, VARIANCES
+from vsdr.diffusion.variance import VARIANCES, renamed_variance
 from vsdr.errors import ConfigError
 from vsdr.metrics.image import BACKBONE_FILES
 from vsdr.samplers.base import Knob, Sampler
@@ -142,9 +143,8 @@ def validate_choices(cfg: DictConfig, images: bool) -> None:
     if sampler.get("form") is not None:
         check_choice("sampler.form", sampler.form, FORMS)
     variance = sampler.get("variance")
-    if variance is not None and variance in RENAMED:
-        new, what = RENAMED[variance]
-        raise ConfigError(f"sampler.variance={variance!r} is now {new!r} ({what})")
+    if variance is not None and renamed_variance(variance):
+        raise ConfigError(renamed_variance(variance))
     if variance is not None:
         check_choice("sampler.variance", variance, VARIANCES)
     space = str(cfg.noise.get("space", "data"))
@@ -161,14 +161,18 @@ def validate_choices(cfg: DictConfig, images: bool) -> None:
     check_choice("device", cfg.device, KNOWN_DEVICES)
 
 
+def uses_score_network(cfg: DictConfig) -> bool:
+    """Whether the job runs ``model=``'s network: ``score=network`` and a sampler without
+    networks of its own (PSCGAN's ``sampler.gan``)."""
+    return cfg.score.get("name") == "network" and cfg.sampler.get("gan") is None
+
+
 def validate_model_fits_data(cfg: DictConfig, images: bool) -> None:
     """The score network of ``model=`` takes the data of ``dataset=``: an image network
     (its constructor takes ``image_size``) for images, a point network for points (checked
     when the job uses the network: ``score=network`` and a sampler without its own networks)."""
-    if cfg.score.get("name") != "network" or cfg.sampler.get("gan") is not None:
+    if not uses_score_network(cfg):
         return
-    import inspect
-
     model_cls = target_of(cfg.model, "model")
     image_net = "image_size" in inspect.signature(model_cls).parameters
     data, model = cfg.dataset.get("name"), cfg.model.get("name")
@@ -203,10 +207,10 @@ def validate_files(cfg: DictConfig, images: bool) -> None:
         if not folder.is_dir():
             raise ConfigError(f"dataset.root={folder} does not exist: {what} are expected there"
                               + _published(data))
-        if not any(p.suffix.lower() in EXTENSIONS for p in folder.rglob("*") if p.is_file()):
+        if not list_images(folder):
             raise ConfigError(f"dataset.root={folder} holds no PNG or JPEG image: {what} are expected "
                               "there" + _published(data))
-    if cfg.score.get("name") != "network" or cfg.sampler.get("gan") is not None:
+    if not uses_score_network(cfg):
         return
     model = cfg.model
     name = model.get("file") or "the checkpoint"

@@ -105,7 +105,8 @@ class VarianceScaledSampler(Sampler):
         if getattr(model, "is_conditional", False):
             with torch.no_grad():
                 return model.score(x, t, y), None
-        ab = schedule.at(i)["alpha_bar"]
+        sc = schedule.at(i)
+        ab = sc["alpha_bar"]
         with torch.enable_grad():
             x_in = x.detach().requires_grad_(True)
             if self.variance == "learned_range":
@@ -127,7 +128,6 @@ class VarianceScaledSampler(Sampler):
         zeta_b = per_sample(zeta, x)
         if self.form == "paper":
             return score - zeta_b * grad / sigma_y**2, v
-        sc = schedule.at(i)
         beta, alpha = sc["beta"], sc["alpha"]
         return score - zeta_b * (alpha**0.5 / beta) * grad, v
 

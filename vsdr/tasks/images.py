@@ -87,7 +87,6 @@ class ImageTask(Task):
         return self.dataset.training_set()
 
     def test_set(self, seed: int) -> TestSet:
-        self.dataset.prepare()
         x0 = self.dataset.test_images(self.limit)
         return TestSet(x0, measure(x0, self.operator, self.sigma_y, seed))
 

@@ -13,7 +13,6 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from wandb_reader import run_summary
 
-from vsdr.experiments.job import run_job
 from vsdr.experiments.preflight import launcher_problem
 
 
@@ -88,12 +87,14 @@ def test_local_config_is_picked_up_when_present(tmp_path):
     GlobalHydra.instance().clear()
 
 
-def test_logger_many_writes_csv_and_wandb_and_finishes_both(tmp_path, cache_dir, monkeypatch):
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    cfg = compose_cfg([*[a for a in FAST if a != "logger=none"], "logger=many"])
+def test_logger_many_writes_csv_and_wandb_and_finishes_both(tmp_path, cache_dir):
+    """Through run.py, so that wandb has flushed its run file when the process ends (read in
+    process, the exit record could still be on its way)."""
+    res = run_cli([*[a for a in FAST if a != "logger=none"], "logger=many", "hydra.run.dir=job"],
+                  cwd=tmp_path, env_extra={"VSDR_CACHE_DIR": str(cache_dir), "WANDB_MODE": "offline",
+                                           "WANDB_SILENT": "true"})
+    assert res.returncode == 0, res.stderr[-2000:]
     job = tmp_path / "job"
-    run_job(cfg, job)
     csv_metrics = list(job.glob("train/version_*/metrics.csv"))
     assert len(csv_metrics) == 1 and "train/loss" in csv_metrics[0].read_text()
     assert "eval/lam=1/mse" in csv_metrics[0].read_text()

@@ -17,12 +17,24 @@ def _elementwise_log(table: Tensor, index: list[int]) -> Tensor:
     return torch.tensor([float(table[k].log()) for k in index], dtype=table.dtype, device=table.device)
 
 
-def spaced_timesteps(T: int, steps: int) -> list[int]:
-    """``steps`` evenly spaced times of ``0 … T−1``, both ends kept, rounded half up:
-    ``t_k = ⌊k (T−1)/(steps−1) + ½⌋`` for ``k = 0 … steps−1`` (distinct, increasing)."""
+#: how ``sampler.steps = K`` picks its K times: ``even`` spacing, or ``quad`` (dense near t = 0)
+SPACINGS = ("even", "quad")
+
+
+def spaced_timesteps(T: int, steps: int, spacing: str = "even") -> list[int]:
+    """``steps`` distinct increasing times of ``0 … T−1``, both ends kept (``K = steps``):
+
+    - ``even``: ``t_k = ⌊k (T−1)/(K−1) + ½⌋``;
+    - ``quad``: ``t_k = k + ⌊(k/(K−1))² (T−K) + ½⌋``, quadratic in ``k`` like DDIM's "quad"
+      skip (``t ∝ k²``), plus ``k`` so that no two times coincide near ``t = 0``."""
     if not 2 <= steps <= T:
         raise ValueError(f"sampler.steps={steps} must lie in [2, diffusion.T={T}]")
-    return [(2 * k * (T - 1) + steps - 1) // (2 * (steps - 1)) for k in range(steps)]
+    if spacing == "even":
+        return [(2 * k * (T - 1) + steps - 1) // (2 * (steps - 1)) for k in range(steps)]
+    if spacing == "quad":
+        d = (steps - 1) ** 2  # exact integers: t_k = k + ⌊(2 k² (T−K) + d) / (2 d)⌋
+        return [k + (2 * k * k * (T - steps) + d) // (2 * d) for k in range(steps)]
+    raise ValueError(f"sampler.spacing={spacing!r} is not one of {SPACINGS}")
 
 
 @dataclass(frozen=True)
@@ -89,8 +101,9 @@ class VPSchedule:
             )
         return cls(torch.linspace(beta_start, beta_end, T, dtype=torch.float64))
 
-    def respace(self, steps: int) -> tuple[VPSchedule, list[int]]:
-        """The schedule on ``steps`` of the ``T`` times, ``t_k = spaced_timesteps(T, steps)[k]``,
+    def respace(self, steps: int, spacing: str = "even") -> tuple[VPSchedule, list[int]]:
+        """The schedule on ``steps`` of the ``T`` times, ``t_k = spaced_timesteps(T, steps,
+        spacing)[k]``,
         and that map ``k → t_k`` (the network's time index of sub-step ``k``). Its betas are
 
             β'_k = 1 − ᾱ_{t_k} / ᾱ_{t_{k−1}}      (ᾱ_{t_{−1}} = 1),
@@ -98,7 +111,7 @@ class VPSchedule:
         so its ``ᾱ'_k = ∏_{j≤k} (1 − β'_j) = ᾱ_{t_k}``: the same marginals at the kept times,
         and every table (``α'``, ``β̃'``, the variance options) follows from ``β'`` as for any
         schedule (guided-diffusion's ``space_timesteps`` with one section does the same)."""
-        times = spaced_timesteps(self.T, steps)
+        times = spaced_timesteps(self.T, steps, spacing)
         kept = self.alpha_bars[times]
         betas = 1.0 - kept / torch.cat([kept.new_ones(1), kept[:-1]])
         return VPSchedule(betas), times

@@ -12,6 +12,7 @@ from omegaconf import DictConfig, ListConfig
 from vsdr.config import target_of
 from vsdr.data.images import ImageDataset, _absolute, list_images
 from vsdr.diffusion.guidance import FORMS
+from vsdr.diffusion.schedule import SPACINGS
 from vsdr.diffusion.variance import VARIANCES, renamed_variance
 from vsdr.errors import ConfigError
 from vsdr.metrics.image import BACKBONE_FILES
@@ -24,6 +25,7 @@ KNOWN_DEVICES = ("cpu", "cuda", "auto")
 CHOICES_WHAT = {
     "sampler.form": "paper puts ζ(λ)·ĉ inside the reverse-step mean, dps adds ζ·∇‖y − A x̂0‖ after the step",
     "sampler.variance": "the reverse-step variance σ_t²: β_t, β̃_t or the network's learned range",
+    "sampler.spacing": "the K times sampler.steps=K keeps: evenly spaced, or quadratic (dense near t = 0)",
     "noise.space": "the units σ is given in",
     "image_metrics.lpips_net": "the LPIPS trunk",
     "image_eval.perception": "the DP plot's perception axis (null: the first finite one)",
@@ -147,6 +149,8 @@ def validate_choices(cfg: DictConfig, images: bool) -> None:
         raise ConfigError(renamed_variance(variance))
     if variance is not None:
         check_choice("sampler.variance", variance, VARIANCES)
+    if sampler.get("spacing") is not None:
+        check_choice("sampler.spacing", sampler.spacing, SPACINGS)
     space = str(cfg.noise.get("space", "data"))
     if images:
         check_choice("noise.space", space.replace(" ", ""), list(SIGMA_SPACES))

@@ -12,7 +12,7 @@ from vsdr.diffusion.broadcast import per_sample
 from vsdr.diffusion.checks import check_finite
 from vsdr.diffusion.guidance import FORMS, ZetaTable, check_residual, likelihood_gradient
 from vsdr.diffusion.noise import PerSampleNoise
-from vsdr.diffusion.schedule import VPSchedule
+from vsdr.diffusion.schedule import SPACINGS, VPSchedule
 from vsdr.diffusion.step import variance_scaled_step
 from vsdr.diffusion.tweedie import x0_from_eps
 from vsdr.diffusion.variance import check_variance, reverse_std
@@ -33,7 +33,8 @@ class VarianceScaledSampler(Sampler):
         x_{t−1} = (x_t + β_t score)/√α_t + √λ σ_t z          (eq. 12; z = 0 at the last step)
 
     With ``steps = K`` (``None``: all ``T``) the same loop runs on ``K`` of the ``T`` times,
-    ``t_0 = 0 < … < t_{K−1} = T−1`` evenly spaced, with the respaced schedule
+    ``t_0 = 0 < … < t_{K−1} = T−1`` (``spacing``: ``even``, or ``quad``, denser near
+    ``t = 0``; ``vsdr.diffusion.schedule.spaced_timesteps``), with the respaced schedule
     (``VPSchedule.respace``): ``β_t``, ``α_t``, ``ᾱ_t`` and ``σ_t`` above become
     ``β'_k = 1 − ᾱ_{t_k}/ᾱ_{t_{k−1}}``, ``α'_k = 1 − β'_k``, ``ᾱ_{t_k}`` and ``σ'_k``, and the
     network is called at its own time ``t_k``. λ = 0 is the deterministic mean path on the
@@ -71,11 +72,15 @@ class VarianceScaledSampler(Sampler):
         knob: str | None = None,
         progress: bool = True,
         steps: int | None = None,
+        spacing: str = "even",
     ):
         super().__init__(knob, progress)
         if steps is not None and (isinstance(steps, bool) or int(steps) != steps or steps < 2):
             raise ValueError(f"sampler.steps={steps!r} must be null (all T steps) or a whole number >= 2")
         self.steps = None if steps is None else int(steps)
+        if spacing not in SPACINGS:
+            raise ValueError(f"sampler.spacing={spacing!r} is not one of {SPACINGS}")
+        self.spacing = spacing
         if form not in FORMS:
             raise ValueError(f"sampler.form={form!r} is not one of {FORMS}")
         check_residual(form, residual)
@@ -150,7 +155,7 @@ class VarianceScaledSampler(Sampler):
         times: list[int] | None = None  # network time of each step; None: the step index itself
         T = schedule.T
         if self.steps is not None and self.steps != T:
-            schedule, times = schedule.respace(self.steps)
+            schedule, times = schedule.respace(self.steps, self.spacing)
         shape = signal_shape(y, operator) if x_T is None else x_T.shape[1:]
         noise = PerSampleNoise(seeds, shape, schedule.T, dtype=y.dtype)
         x = noise.initial() if x_T is None else x_T.clone()

@@ -212,13 +212,72 @@ FIGURES: dict[str, str | Figure] = {
 }
 
 
-def run_job(key: str, overrides: list[str], out: Path) -> bool:
-    t0 = time.perf_counter()
-    res = subprocess.run([sys.executable, str(ROOT / "run.py"), *overrides,
-                          f"hydra.run.dir={out}", "progress=false"], cwd=ROOT, env=JOB_ENV)
-    print(f"   job {key}: {'ok' if res.returncode == 0 else 'FAILED'} in "
-          f"{time.perf_counter() - t0:.0f} s", flush=True)
-    return res.returncode == 0
+@dataclass
+class Job:
+    key: str
+    overrides: list[str]
+    out: Path
+    networks: list[Path]   # the network files it trains when missing (network_files)
+
+
+def job_networks(overrides: list[str]) -> list[Path]:
+    """``network_files`` of the job's composed config (paths as the job, started in ROOT,
+    resolves them)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    import vsdr  # noqa: F401 - registers the config resolvers
+    from vsdr.experiments.build import network_files
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        return [Path(p).resolve() for p in network_files(cfg)]
+    finally:
+        os.chdir(cwd)
+
+
+def start_job(job: Job) -> subprocess.Popen:
+    """``run.py`` for ``job`` in the background, its output to ``OUT/make_figures.log``."""
+    job.out.mkdir(parents=True, exist_ok=True)
+    log = open(job.out / "make_figures.log", "w")
+    return subprocess.Popen([sys.executable, str(ROOT / "run.py"), *job.overrides,
+                             f"hydra.run.dir={job.out}", "progress=false"], cwd=ROOT, env=JOB_ENV,
+                            stdout=log, stderr=subprocess.STDOUT)
+
+
+def run_jobs(jobs: list[Job], workers: int) -> dict[str, bool]:
+    """Run ``jobs`` ``workers`` at a time, in the given order, except that a job waits while
+    another running job trains a network it needs (so each network is trained once and
+    then loaded from the cache). Returns ok per job key."""
+    done: dict[str, bool] = {}
+    pending, running, training = list(jobs), {}, set()
+    t_all = time.perf_counter()
+    while pending or running:
+        for job in list(pending):
+            if len(running) >= workers:
+                break
+            missing = {p for p in job.networks if not p.is_file()}
+            if missing & training:
+                continue  # its network is being trained: start it once that is cached
+            running[job.key] = (job, start_job(job), missing, time.perf_counter())
+            training |= missing
+            pending.remove(job)
+        time.sleep(0.2)
+        for key, (job, proc, missing, t0) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            done[key] = proc.returncode == 0
+            training -= missing
+            del running[key]
+            what = f", trained {len(missing)} network(s)" if missing else ""
+            status = "ok" if done[key] else f"FAILED (see {job.out / 'make_figures.log'})"
+            print(f"   job {key}: {status} in {time.perf_counter() - t0:.0f} s{what} "
+                  f"[{time.perf_counter() - t_all:.0f} s]", flush=True)
+    return done
 
 
 def main() -> int:
@@ -227,32 +286,42 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "outputs" / "figures"))
     parser.add_argument("--reuse", action="store_true",
                         help="skip a job whose metrics.json is already there (results of an earlier run)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="jobs run at once, one thread each (default: the CPU count)")
     args = parser.parse_args()
     out_root = Path(args.out)
-    failed, done_jobs = [], {}
+    names = args.names or list(FIGURES)
+    unknown = [n for n in names if n not in FIGURES]
+    if unknown:
+        parser.error(f"unknown figure(s) {unknown}: choose from {list(FIGURES)}")
     t_all = time.perf_counter()
-    for name in args.names or list(FIGURES):
+    jobs: dict[str, Job] = {}
+    for name in names:
         spec = FIGURES[name]
-        t0 = time.perf_counter()
-        print(f"== {name}: {spec if isinstance(spec, str) else spec.doc}", flush=True)
-        if isinstance(spec, str):
-            ok = run_job(name, [f"experiment={name}"], out_root / name)
-        else:
-            dirs = {}
-            for key, overrides in spec.jobs.items():
-                if key not in done_jobs:
-                    if args.reuse and (out_root / "jobs" / key / "metrics.json").is_file():
-                        print(f"   job {key}: reused", flush=True)
-                        done_jobs[key] = True
-                    else:
-                        done_jobs[key] = run_job(key, overrides, out_root / "jobs" / key)
-                dirs[key] = out_root / "jobs" / key
-            ok = all(done_jobs[k] for k in spec.jobs)
-            if ok:
-                (out_root / name).mkdir(parents=True, exist_ok=True)
-                spec.plot(name, dirs, out_root / name)
-        print(f"== {name}: {'ok' if ok else 'FAILED'} in {time.perf_counter() - t0:.0f} s -> "
-              f"{out_root / name}", flush=True)
+        entries = {name: [f"experiment={name}"]} if isinstance(spec, str) else spec.jobs
+        for key, overrides in entries.items():
+            out = out_root / name if isinstance(spec, str) else out_root / "jobs" / key
+            if key in jobs:
+                continue
+            if args.reuse and (out / "metrics.json").is_file():
+                print(f"   job {key}: reused", flush=True)
+                continue
+            jobs[key] = Job(key, overrides, out, job_networks(overrides))
+    # image jobs first: their network is the longest training and their jobs the longest runs
+    order = sorted(jobs.values(), key=lambda j: not any(o.startswith("experiment=images")
+                                                          for o in j.overrides))
+    print(f"== {len(order)} jobs for {names}, {args.jobs} at a time", flush=True)
+    ok_job = run_jobs(order, max(1, args.jobs))
+    failed = []
+    for name in names:
+        spec = FIGURES[name]
+        keys = [name] if isinstance(spec, str) else list(spec.jobs)
+        ok = all(ok_job.get(k, True) for k in keys)
+        if ok and not isinstance(spec, str):
+            (out_root / name).mkdir(parents=True, exist_ok=True)
+            spec.plot(name, {k: out_root / "jobs" / k for k in keys}, out_root / name)
+        print(f"== {name}: {'ok' if ok else 'FAILED'} -> {out_root / name}  "
+              f"({spec if isinstance(spec, str) else spec.doc})", flush=True)
         if not ok:
             failed.append(name)
     print(f"== all: {len(failed)} failed, {time.perf_counter() - t_all:.0f} s", flush=True)

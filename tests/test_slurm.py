@@ -176,9 +176,9 @@ def test_requeued_job_resumes_from_its_chunks(tmp_path, cache_dir):
         assert (sweep / "0" / name).read_bytes() == (ref / name).read_bytes(), name
 
 
-#: the time-limit job: 120 chunks of 2 points (~85-120 s of sampling on 2 quiet cores, more
-#: when loaded), more than one attempt gets under a 1-minute limit
-TIME_LIMIT_JOB = [*FAST_NO_LAM, "data.n_test=240", "lam=[0,1]", "diffusion.T=1000", "data.batch_size=2"]
+#: the time-limit job: 40 chunks of 2 points, 2,000 steps each (~80 s of sampling on a quiet
+#: core, more when loaded), more than one attempt gets under a 1-minute limit
+TIME_LIMIT_JOB = [*FAST_NO_LAM, "data.n_test=80", "lam=[0,1]", "diffusion.T=2000", "data.batch_size=2"]
 
 
 def test_job_past_its_time_limit_is_requeued_and_resumes(tmp_path, cache_dir):
@@ -228,7 +228,7 @@ def test_job_past_its_time_limit_is_requeued_and_resumes(tmp_path, cache_dir):
     print(f"time-limit job: {restarts} restarts")
     assert 1 <= restarts <= 20
     counts = chunk_counts(log)
-    assert sorted(counts) == sorted(f"{a}..{a + 1}" for a in range(0, 240, 2)), counts
+    assert sorted(counts) == sorted(f"{a}..{a + 1}" for a in range(0, 80, 2)), counts
     assert set(counts.values()) == {1}, counts
     for name in ("metrics.csv", "items.csv"):
         assert (sweep / "0" / name).read_bytes() == (ref / name).read_bytes(), name

@@ -20,8 +20,8 @@ from vsdr.data.images import ImageDataset
 from vsdr.data.toy2d import PointDataset
 from vsdr.errors import ConfigError
 from vsdr.experiments import tracking
-from vsdr.experiments.prior import load_or_train_prior
-from vsdr.experiments.pscgan import load_or_train_pscgan
+from vsdr.experiments.prior import cache_path, load_or_train_prior
+from vsdr.experiments.pscgan import gan_cache_path, load_or_train_pscgan
 from vsdr.experiments.validate import lam_values, sampler_class, uses_score_network
 from vsdr.samplers.base import Sampler
 from vsdr.tasks import AnalyticTask, ImageTask, PointCloudTask, Task
@@ -154,6 +154,18 @@ def _one_logger(node: DictConfig, job_dir: Path):
                                      **extra)  # `name`: the logger's own
     tracking.start(logger)
     return logger
+
+
+def network_files(cfg: DictConfig) -> list[Path]:
+    """The cached network files a job trains when they are missing (``build_score_model``'s
+    dispatch, without building anything): PSCGAN's networks, or the score network of
+    ``score=network``; none when the job loads a given checkpoint or runs a closed-form score.
+    A scheduler of several jobs (``scripts/make_figures.py``) runs one trainer per file."""
+    if cfg.sampler.get("gan") is not None:
+        return [] if cfg.sampler.gan.get("ckpt") else [gan_cache_path(cfg)]
+    if uses_score_network(cfg) and not cfg.model.get("ckpt"):
+        return [cache_path(cfg)]
+    return []
 
 
 def build_score_model(cfg: DictConfig, parts: JobParts, logger) -> tuple[object, dict]:

@@ -1,0 +1,92 @@
+"""``scripts/make_figures.py`` runs its jobs several at a time, each network trained once:
+``network_files`` names the networks a job trains, and the scheduler never runs two jobs
+that would train the same one side by side."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+from conftest import FAST, ROOT, compose_cfg
+
+from vsdr.experiments.build import network_files
+from vsdr.experiments.prior import cache_path
+from vsdr.experiments.pscgan import gan_cache_path
+
+
+def load_make_figures():
+    spec = importlib.util.spec_from_file_location("make_figures", ROOT / "scripts" / "make_figures.py")
+    mf = importlib.util.module_from_spec(spec)
+    sys.modules["make_figures"] = mf  # its dataclasses need the module registered
+    spec.loader.exec_module(mf)
+    return mf
+
+
+def test_network_files_follow_the_job_kind():
+    ours = compose_cfg(FAST)
+    assert network_files(ours) == [cache_path(ours)]
+    gan = compose_cfg(["experiment=pscgan_n", *FAST])
+    assert network_files(gan) == [gan_cache_path(gan)] and gan_cache_path(gan) != cache_path(ours)
+    assert network_files(compose_cfg([*FAST, "model.ckpt=/some/net.pt"])) == []
+    assert network_files(compose_cfg(["experiment=gaussian_theory"])) == []  # closed-form scores
+    # the figure jobs of one data set share one score network, their GANs another
+    mf = load_make_figures()
+    jobs = mf.jobs_for("pinwheel")
+    nets = {k: mf.job_networks(v) for k, v in jobs.items()}
+    assert len({tuple(v) for k, v in nets.items() if "pscgan" not in k}) == 1
+    assert len({tuple(v) for k, v in nets.items() if "pscgan" in k}) == 1
+
+
+class FakeRun:
+    """A job that takes ``seconds`` and writes the network files it was missing at its end."""
+
+    log: list = []
+
+    def __init__(self, job, seconds: float = 0.3):
+        self.job, self.end = job, time.monotonic() + seconds
+        self.missing = [p for p in job.networks if not p.is_file()]
+        FakeRun.log.append(("start", job.key, time.monotonic()))
+
+    def poll(self):
+        if time.monotonic() < self.end:
+            return None
+        for p in self.missing:
+            if p.is_file():
+                FakeRun.log.append(("trained twice", str(p), 0))
+            p.write_text("net")
+        FakeRun.log.append(("end", self.job.key, time.monotonic()))
+        self.returncode = 0
+        return 0
+
+
+def test_jobs_run_side_by_side_but_each_network_is_trained_once(tmp_path, monkeypatch):
+    mf = load_make_figures()
+    monkeypatch.setattr(mf, "start_job", FakeRun)
+    FakeRun.log = []
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    jobs = [mf.Job("a1", [], tmp_path, [a]), mf.Job("a2", [], tmp_path, [a]),
+            mf.Job("b1", [], tmp_path, [b]), mf.Job("free", [], tmp_path, []),
+            mf.Job("a3", [], tmp_path, [a])]
+    done = mf.run_jobs(jobs, workers=2)
+    assert done == {k: True for k in ("a1", "a2", "b1", "free", "a3")}
+    assert not [e for e in FakeRun.log if e[0] == "trained twice"]
+    when = {(kind, key): t for kind, key, t in FakeRun.log}
+    # a1 and b1 train different networks: they start together; a2 and a3 wait for a1's network
+    assert when[("start", "b1")] < when[("end", "a1")]
+    assert when[("start", "a2")] >= when[("end", "a1")] and when[("start", "a3")] >= when[("end", "a1")]
+    # never more than two at once
+    running, most = 0, 0
+    for kind, _, _ in sorted(FakeRun.log, key=lambda e: e[2]):
+        running += {"start": 1, "end": -1}[kind]
+        most = max(most, running)
+    assert most == 2
+
+
+def test_one_worker_keeps_the_order(tmp_path, monkeypatch):
+    mf = load_make_figures()
+    monkeypatch.setattr(mf, "start_job", lambda job: FakeRun(job, 0.05))
+    FakeRun.log = []
+    jobs = [mf.Job(k, [], tmp_path, [Path(tmp_path / "n.pt")]) for k in ("x", "y", "z")]
+    mf.run_jobs(jobs, workers=1)
+    assert [key for kind, key, _ in FakeRun.log if kind == "start"] == ["x", "y", "z"]

@@ -155,7 +155,9 @@ def compare(title: str, prior: NetworkPrior, raw: NetworkPrior | None, y, op, si
         print(f"  {k:24s} {1e3 * v:9.3f} ms/step")
     print(f"  ours / bare fwd+bwd     {m['ours'] / m['bare fwd+bwd']:.3f}")
     print(f"  dps / bare fwd+bwd      {m['dps'] / m['bare fwd+bwd']:.3f}")
-    print(f"  diffpir / bare fwd      {m['diffpir'] / m['bare fwd']:.3f}  (per NFE)")
+    print(f"  diffpir / bare fwd+bwd  {m['diffpir'] / m['bare fwd+bwd']:.3f}  (per NFE; the issue's "
+          "denominator, target <= 1.0: it has no backward)")
+    print(f"  diffpir / bare fwd      {m['diffpir'] / m['bare fwd']:.3f}  (per NFE, against a forward alone)")
     if raw is not None:
         print(f"  blocks / no blocks      {m['bare fwd+bwd'] / m['bare fwd+bwd, no blocks']:.3f}  (bare)")
 

@@ -19,6 +19,7 @@ from vsdr.metrics.image import (
     fid_folders,
     find_backbone,
     find_inception,
+    folder_features,
     image_mse,
     lpips_distance,
     psnr,
@@ -99,6 +100,43 @@ def test_fid_standin_zero_on_identical_sets_positive_otherwise(tmp_path):
     assert abs(same) < 1e-6
     assert diff > 1e-3 and diff > 1e4 * abs(same)
     assert fid_folders(tmp_path / "a", tmp_path / "c", ext) < diff  # less noise, closer sets
+
+
+def test_fid_is_clean_fids_features_and_frechet_without_scipy_deprecation(tmp_path):
+    """``fid_folders`` reads features through clean-fid and measures them with our Fréchet
+    routine: no DeprecationWarning from SciPy's ``sqrtm(disp=False)`` (clean-fid's own call,
+    removed in SciPy 1.18), and the value of POT's Bures–Wasserstein formula on clean-fid's
+    features and of ``cleanfid.fid.compute_fid`` itself (while SciPy still accepts it)."""
+    import warnings
+
+    import numpy as np
+    import ot
+    import scipy
+    from cleanfid import fid
+
+    torch.manual_seed(3)
+    a = torch.rand(20, 3, 32, 32) * 2 - 1
+    save_images(a, tmp_path / "a")
+    save_images((a + 0.3 * torch.randn_like(a)).clamp(-1, 1), tmp_path / "b")
+    ext = StandinFeatures()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        ours = fid_folders(tmp_path / "a", tmp_path / "b", ext)
+    fa, fb = (folder_features(tmp_path / d, ext, torch.device("cpu")) for d in ("a", "b"))
+    assert fa.shape == (20, 16)
+    bw = ot.gaussian.bures_wasserstein_distance(fa.mean(0), fb.mean(0), np.cov(fa, rowvar=False),
+                                                np.cov(fb, rowvar=False))
+    assert ours == pytest.approx(float(bw) ** 2, rel=1e-6) and ours > 0
+    if tuple(int(v) for v in scipy.__version__.split(".")[:2]) < (1, 18):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            theirs = fid.compute_fid(str(tmp_path / "a"), str(tmp_path / "b"), mode="clean",
+                                     custom_feat_extractor=ext, device=torch.device("cpu"),
+                                     num_workers=0, batch_size=16, verbose=False)
+        assert ours == pytest.approx(theirs, rel=1e-6)
+        if tuple(int(v) for v in scipy.__version__.split(".")[:2]) >= (1, 16):  # the warning we avoid
+            assert any(issubclass(w.category, DeprecationWarning) and "disp" in str(w.message)
+                       for w in caught)
 
 
 def test_missing_inception_message(empty_hub, tmp_path):

@@ -16,11 +16,13 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from vsdr.data.images import save_images
 from vsdr.errors import ConfigError
+from vsdr.metrics.frechet import feature_frechet
 
 #: torchvision file of each LPIPS trunk (what ``torchvision.models.<net>(weights=...)`` fetches)
 BACKBONE_FILES = {
@@ -195,18 +197,29 @@ class StandinFeatures(nn.Module):
         return self.net(x / 127.5 - 1.0)
 
 
+def folder_features(folder: str | Path, extractor: Callable, device: torch.device,
+                    batch_size: int = 16) -> np.ndarray:
+    """clean-fid's features (``mode="clean"``: its resizing and ``[0, 255]`` input) of every
+    image in ``folder``, one row per image."""
+    from cleanfid import fid
+
+    with contextlib.redirect_stdout(None):
+        return fid.get_folder_features(str(folder), extractor, num_workers=0, batch_size=batch_size,
+                                       device=device, mode="clean", verbose=False)
+
+
 def fid_folders(dir_a: str | Path, dir_b: str | Path, feature_extractor: Callable | None = None,
                 inception: str | Path | None = None, device: str | torch.device = "cpu",
                 batch_size: int = 16) -> float:
-    """clean-fid's FID between two folders of images (``mode="clean"``), with the Inception
-    network from ``build_inception`` unless a ``feature_extractor`` is given."""
-    from cleanfid import fid
-
+    """FID between two folders of images: clean-fid's features (``folder_features``; the
+    Inception network from ``build_inception`` unless a ``feature_extractor`` is given) and
+    ``vsdr.metrics.frechet.feature_frechet`` on them, which is what ``cleanfid.fid.compute_fid``
+    computes, minus its ``scipy.linalg.sqrtm(disp=False)`` (deprecated by SciPy 1.16, removed
+    in 1.18) and with the guard for singular covariances (fewer images than features)."""
     device = torch.device(device)
     model = feature_extractor if feature_extractor is not None else build_inception(inception, device)
-    with contextlib.redirect_stdout(None):
-        return float(fid.compute_fid(str(dir_a), str(dir_b), mode="clean", custom_feat_extractor=model,
-                                     device=device, num_workers=0, batch_size=batch_size, verbose=False))
+    return feature_frechet(folder_features(dir_a, model, device, batch_size),
+                           folder_features(dir_b, model, device, batch_size))
 
 
 # ---------------------------------------------------------------- all together

@@ -97,6 +97,35 @@ def test_missing_checkpoint_stops_the_job_first(tmp_path, monkeypatch):
     assert not (tmp_path / "job").exists()
 
 
+def test_missing_metric_weights_stop_the_job_first(tmp_path, monkeypatch):
+    """With the checkpoint and images there, LPIPS's VGG trunk (the FFHQ configs' trunk) and
+    then clean-fid's Inception file are each one sentence naming the file, where it is expected
+    and where it is published, before anything is built; stand-ins need neither."""
+    _no_compute(monkeypatch)
+    hub = tmp_path / "hub"
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
+    monkeypatch.setattr("vsdr.metrics.image.CLEANFID_FOLDER", tmp_path / "cleanfid_tmp")
+    save_images(torch.zeros(1, 3, 256, 256), tmp_path / "imgs")
+    ckpt = tmp_path / "ffhq_10m.pt"
+    ckpt.write_bytes(b"not read")
+    base = ["experiment=ffhq_deblur", f"dataset.root={tmp_path / 'imgs'}", f"model.ckpt={ckpt}"]
+    with pytest.raises(ConfigError, match=r"^LPIPS \(vgg\) needs torchvision's trunk weights "
+                                          r"vgg16-397923af\.pth, not found in .*hub/checkpoints/ .* it is "
+                                          r"published at "
+                                          r"https://download\.pytorch\.org/models/vgg16-397923af\.pth$"):
+        run_job(compose_cfg(base), tmp_path / "job")
+    (hub / "checkpoints").mkdir(parents=True)
+    (hub / "checkpoints" / "vgg16-397923af.pth").write_bytes(b"")
+    with pytest.raises(ConfigError, match=r"^FID needs clean-fid's Inception weights "
+                                          r"inception-2015-12-05\.pt, not found in .*cleanfid_tmp/ .* it is "
+                                          r"published at https://"):
+        run_job(compose_cfg(base), tmp_path / "job")
+    for ok in (["image_metrics.fid=false"], ["image_metrics.standin=true"]):
+        with pytest.raises(AssertionError, match="started building"):  # past every check
+            run_job(compose_cfg([*base, *ok]), tmp_path / "job")
+    assert not (tmp_path / "job").exists()
+
+
 def test_missing_checkpoint_on_the_command_line_is_one_sentence(tmp_path):
     save_images(torch.zeros(1, 3, 256, 256), tmp_path / "imgs")
     res = run_cli(["experiment=ffhq_deblur", f"dataset.root={tmp_path / 'imgs'}",
@@ -146,7 +175,8 @@ def test_every_ffhq_config_runs_end_to_end_at_cpu_size(experiment, small_ffhq, t
     header = list(table[0])
     assert header[:9] == ["dataset", "operator", "sigma", "sigma_space", "sampler", "knob", "value",
                           "mse", "psnr"]
-    assert {"lpips_standin", "fid_standin"} <= set(header)
+    assert {"ssim", "lpips_vgg_standin", "fid_standin"} <= set(header)  # the baselines' VGG trunk
+    assert not {"lpips", "lpips_vgg", "fid"} & set(header)
     values = [0.0, 0.5, 1.0] if experiment in PAPER_ROWS else [float(v) for v in cfg.sampler["values"]]
     assert [float(r["value"]) for r in table] == values == [r["value"] for r in rows]
     assert {r["dataset"] for r in table} == {"ffhq"}
@@ -170,4 +200,4 @@ def test_ffhq_deblur_through_run_py(small_ffhq, tmp_path):
     with open(tmp_path / "job" / "metrics.csv") as f:
         table = list(csv.DictReader(f))
     assert [float(r["value"]) for r in table] == [0.0, 1.0]
-    assert {"mse", "psnr", "lpips_standin", "fid_standin", "sigma", "sigma_space"} <= set(table[0])
+    assert {"mse", "psnr", "lpips_vgg_standin", "fid_standin", "sigma", "sigma_space"} <= set(table[0])

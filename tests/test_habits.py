@@ -137,3 +137,13 @@ def test_slurm_check_passes_where_slurm_is(tmp_path, monkeypatch):
 def test_slurm_check_spellings(argv, monkeypatch):
     monkeypatch.setenv("PATH", "")
     assert launcher_problem(argv) is not None
+
+
+def test_deprecation_warnings_from_vsdr_fail_the_tests_and_libraries_stay_quiet():
+    """pyproject's filterwarnings: a DeprecationWarning raised from vsdr's own code is an error
+    in every test (so the suite has none), one from a library is ignored."""
+    import warnings
+
+    with pytest.raises(DeprecationWarning, match="old API"):
+        warnings.warn_explicit("old API", DeprecationWarning, "vsdr/metrics/x.py", 1, module="vsdr.metrics.x")
+    warnings.warn_explicit("old API", DeprecationWarning, "scipy/linalg/x.py", 1, module="scipy.linalg.x")

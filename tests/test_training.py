@@ -10,6 +10,7 @@ from vsdr.diffusion import VPSchedule
 from vsdr.models import ScoreMLP
 from vsdr.models.precondition import PreconditionedEps
 from vsdr.training import RandomBatches, ScoreMatchingModule
+from vsdr.training.ema import ema_of
 
 
 def _eval_loss(module, net, points, seed=0):
@@ -33,6 +34,75 @@ def test_training_reduces_the_loss_and_updates_ema():
     after = _eval_loss(module, module.ema, points)
     assert after < 0.9 * before
     assert any(not torch.equal(a, b) for a, b in zip(ema_before, module.ema.parameters()))
+
+
+class _TinyNet(torch.nn.Module):
+    """A linear layer and a BatchNorm: float buffers (running mean and variance) that training
+    changes, and an integer one (``num_batches_tracked``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin, self.bn = torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2)
+
+    def forward(self, x, t):
+        return self.bn(self.lin(x)) + 0.0 * t[:, None]
+
+
+def _ema_by_hand(states: list[dict], decay: float) -> dict:
+    """``ema_0 = θ_0``, ``ema_k = decay · ema_{k−1} + (1 − decay) · θ_k`` in float64; integer
+    entries are the last ``θ_k``'s."""
+    ema = {k: v.double() for k, v in states[0].items()}
+    for st in states[1:]:
+        ema = {k: decay * ema[k] + (1 - decay) * st[k].double() for k in ema}
+    return {k: (v if states[-1][k].is_floating_point() else states[-1][k]) for k, v in ema.items()}
+
+
+def test_ema_of_weights_and_buffers_is_the_recursion_by_hand():
+    """``ema_of`` (torch's ``AveragedModel`` with ``use_buffers=True``) after k updates equals
+    the hand-computed recursion for the parameters and the float buffers; the integer buffer is
+    the network's."""
+    torch.manual_seed(0)
+    net = _TinyNet()
+    avg = ema_of(net, 0.7)
+    states = [{k: v.clone() for k, v in net.state_dict().items()}]
+    for k in range(4):
+        net(torch.randn(8, 2) * (k + 1) + k, torch.zeros(8))  # train mode: moves the BN buffers
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(torch.randn_like(p))
+        avg.update_parameters(net)
+        states.append({k: v.clone() for k, v in net.state_dict().items()})
+    want = _ema_by_hand(states, 0.7)
+    got = avg.module.state_dict()
+    assert set(got) == set(want) and "bn.running_var" in got and "bn.num_batches_tracked" in got
+    for key in want:
+        torch.testing.assert_close(got[key].double(), want[key].double(), rtol=1e-6, atol=1e-6, msg=key)
+    assert int(got["bn.num_batches_tracked"]) == 4
+    assert not torch.equal(got["bn.running_mean"], states[-1]["bn.running_mean"])  # averaged, not copied
+    assert not any(p.requires_grad for p in avg.parameters())
+
+
+def test_score_module_ema_in_training_is_the_recursion_by_hand():
+    """Through Lightning: the module's EMA after 4 steps equals the recursion over the weights
+    and buffers the network had after each step."""
+    torch.manual_seed(1)
+    net = _TinyNet()
+    module = ScoreMatchingModule(net, VPSchedule.linear(T=10), lr=1e-2, ema_decay=0.8)
+    states = [{k: v.clone() for k, v in net.state_dict().items()}]
+
+    class Snapshot(L.Callback):  # runs before the module's own on_train_batch_end (the EMA update)
+        def on_train_batch_end(self, *args, **kwargs):
+            states.append({k: v.detach().clone() for k, v in net.state_dict().items()})
+
+    loader = torch.utils.data.DataLoader(RandomBatches(torch.randn(64, 2), 16, 4), batch_size=None)
+    trainer = L.Trainer(max_steps=4, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[Snapshot()])
+    trainer.fit(module, loader)
+    assert len(states) == 5
+    want = _ema_by_hand(states, 0.8)
+    for key, value in module.ema.state_dict().items():
+        torch.testing.assert_close(value.double(), want[key].double(), rtol=1e-6, atol=1e-6, msg=key)
+    assert not torch.equal(module.ema.state_dict()["lin.weight"], net.state_dict()["lin.weight"])
 
 
 def test_preconditioned_eps_gives_denoiser_as_tweedie_estimate():

@@ -15,7 +15,7 @@ from vsdr.diffusion.guidance import FORMS
 from vsdr.diffusion.schedule import SPACINGS
 from vsdr.diffusion.variance import VARIANCES, renamed_variance
 from vsdr.errors import ConfigError
-from vsdr.metrics.image import BACKBONE_FILES
+from vsdr.metrics.image import BACKBONE_FILES, find_backbone, find_inception
 from vsdr.samplers.base import Knob, Sampler
 from vsdr.samplers.ours import VarianceScaledSampler
 from vsdr.tasks.images import PERCEPTION_COLUMNS, SIGMA_SPACES
@@ -194,12 +194,27 @@ def _published(node: DictConfig) -> str:
     return f"; it is published {where}" if where else ""
 
 
+def validate_metric_weights(cfg: DictConfig, images: bool) -> None:
+    """The pretrained weights of an image job's LPIPS trunk (``image_metrics.lpips_net``) and,
+    with ``image_metrics.fid``, clean-fid's Inception file are on this machine (not needed
+    with ``image_metrics.standin``): ``MissingWeightsError`` (a ``ConfigError``) names the file,
+    where it is expected and where it is published."""
+    metrics = cfg.get("image_metrics")
+    if not images or metrics is None or metrics.get("standin"):
+        return
+    find_backbone(metrics.get("lpips_net", "alex"))
+    if metrics.get("fid", True):
+        find_inception(metrics.get("inception"))
+
+
 def validate_files(cfg: DictConfig, images: bool) -> None:
     """Every file the job must read and cannot make is there, before anything is built: the
-    test images of an image data set that is not generated (``dataset.root``) and the network's
+    test images of an image data set that is not generated (``dataset.root``), the network's
     checkpoint (``model.ckpt``) when one is given or nothing could be trained (no
-    ``dataset.train_root``). Each failure is one sentence naming the file, where it is expected
-    and where it is published (``file`` and ``published`` in the component's config)."""
+    ``dataset.train_root``); then the image metrics' pretrained weights
+    (``validate_metric_weights``, from ``validate_config``). Each failure is one sentence naming
+    the file, where it is expected and where it is published (``file`` and ``published`` in the
+    component's config)."""
     data = cfg.dataset
     if images and not data.get("generate"):
         what = f"the test images of dataset={data.get('name')} (a folder of PNG/JPEG images)"
@@ -263,6 +278,7 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(f"threads={threads!r} must be null (1 on CPU, torch's default on CUDA) or a "
                           "whole number >= 1")
     validate_files(cfg, images)
+    validate_metric_weights(cfg, images)
     if int(cfg.data.n_test) < 2:
         raise ConfigError(f"data.n_test={cfg.data.n_test} is too small: W2 needs at least 2 points")
     if int(cfg.diffusion.T) < 2:

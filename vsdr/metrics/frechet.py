@@ -4,16 +4,16 @@ components of the training images (``PCAFrechet``) or every ``p×p`` patch (``Pa
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
 import torch.nn.functional as F
 from torch import Tensor
 
+from vsdr.metrics.w2 import gaussian_w2_squared
+
 
 def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:
-    """``‖μ1 − μ2‖² + tr(Σ1 + Σ2 − 2 (Σ1 Σ2)^{1/2})``."""
-    covmean = scipy.linalg.sqrtm(cov1 @ cov2)
-    covmean = np.real(covmean)
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(cov1 + cov2 - 2.0 * covmean))
+    """FID's ``‖μ1 − μ2‖² + tr(Σ1 + Σ2 − 2 (Σ1 Σ2)^{1/2})``: the squared Gaussian ``W2``
+    (``vsdr.metrics.w2.gaussian_w2_squared``, guarded for singular covariances)."""
+    return gaussian_w2_squared(mu1, cov1, mu2, cov2)
 
 
 def feature_frechet(a: np.ndarray, b: np.ndarray) -> float:

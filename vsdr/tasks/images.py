@@ -1,5 +1,5 @@
 """Images (docs/METHOD.md §7): the test images of an image data set, ``y = A x0 + σ_y n`` with
-each image's noise from its own seed, MSE/PSNR on ``[0, 1]`` images, LPIPS/FID (or their
+each image's noise from its own seed, MSE/PSNR/SSIM on ``[0, 1]`` images, LPIPS/FID (or their
 labelled stand-ins), and the offline Fréchet distances ``fd_pca``, ``fd_patch`` and ``chroma``."""
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from vsdr.tasks.base import Task, TestSet, TrajectoryFn
 
 #: units σ_y may be given in, and the factor that turns it into [−1, 1] units
 SIGMA_SPACES = {"[-1,1]": 1.0, "data": 1.0, "[0,1]": 2.0}
-#: columns ``image_eval.perception`` may name, in the order tried when it is null
+#: columns ``image_eval.perception`` may name, in the order tried when it is null (``lpips``:
+#: the LPIPS column of ``image_metrics.lpips_net``'s trunk, e.g. ``lpips_vgg``)
 PERCEPTION_COLUMNS = ("lpips", "fid", "fd_patch", "fd_pca", "lpips_standin", "fid_standin", "mse")
 
 
@@ -38,12 +39,6 @@ def measure(x0: Tensor, operator, sigma: float, seed: int) -> Tensor:
     n = torch.stack([torch.randn(ax0.shape[1:], generator=torch.Generator().manual_seed(s))
                      for s in seeds]).to(ax0)
     return ax0 + sigma * n
-
-
-def nearest_upsample(x: Tensor, factor: int) -> Tensor:
-    """Nearest-neighbour ×``factor`` up-sampling: MSE and PSNR are unchanged by it exactly;
-    LPIPS's AlexNet needs at least 32 pixels a side."""
-    return x if factor == 1 else x.repeat_interleave(factor, -1).repeat_interleave(factor, -2)
 
 
 class ImageTask(Task):
@@ -77,6 +72,7 @@ class ImageTask(Task):
         self.min_size, self.image_rows = int(min_size), int(image_rows)
         self.notes = metrics.notes
         self.units = {"mse": "[0, 1] images", "psnr": "dB, data range 1",
+                      "ssim": "[0, 1] images, 11×11 Gaussian window of std 1.5",
                       "sigma": f"{sigma_space} units"}
 
     @property
@@ -92,7 +88,7 @@ class ImageTask(Task):
 
     def evaluate(self, test: TestSet, recon: Tensor, values: Sequence[float], seed: int,
                  workdir=None) -> list[dict]:
-        """One dict per knob value: MSE/PSNR on ``[0, 1]`` images, LPIPS/FID (or their
+        """One dict per knob value: MSE/PSNR/SSIM on ``[0, 1]`` images, LPIPS/FID (or their
         stand-ins), ``fd_pca`` when a training set is there, ``fd_patch``, ``chroma``."""
         x0 = test.x0
         train = self.dataset.training_set()
@@ -100,7 +96,7 @@ class ImageTask(Task):
         up = max(1, math.ceil(self.min_size / x0.shape[-1]))
         rows = []
         for r in recon:
-            row = self.metrics(nearest_upsample(x0, up), nearest_upsample(r, up), workdir=workdir)
+            row = self.metrics(x0, r, workdir=workdir, upsample=up)
             if fd is not None:
                 row["fd_pca"] = fd(x0, r)
             if self.fd_patch is not None:
@@ -115,7 +111,7 @@ class ImageTask(Task):
         then the stand-ins (``mse`` when none is)."""
         keys = [self.wanted_perception] if self.wanted_perception else []
         keys += [k for k in PERCEPTION_COLUMNS if k != "mse"]
-        for k in keys:
+        for k in map(self.metrics.column, keys):
             if k in rows[0] and all(math.isfinite(float(r[k])) for r in rows):
                 return k
         return "mse"
@@ -130,7 +126,7 @@ class ImageTask(Task):
 
     def print_table(self, rows: list[dict]) -> None:
         """knob value, MSE, PSNR and every perception column on stdout."""
-        extra = [c for c in rows[0] if c.startswith(("lpips", "fid", "fd_", "chroma"))]
+        extra = [c for c in rows[0] if c.startswith(("ssim", "lpips", "fid", "fd_", "chroma"))]
         print(f"\n{rows[0]['knob']:>8} {'MSE':>10} {'PSNR':>8} " + " ".join(f"{c:>13}" for c in extra))
         for r in rows:
             print(f"{float(r['value']):>8.3g} {float(r['mse']):>10.5f} {float(r['psnr']):>8.2f} "

@@ -1,13 +1,12 @@
 """PSCGAN training (Ohayon et al. 2021; docs/METHOD.md §8, PSCGAN) as a LightningModule."""
 from __future__ import annotations
 
-import copy
-
 import lightning as L
 import torch
 from torch import Tensor, nn
 
 from vsdr.diffusion.broadcast import per_sample
+from vsdr.training.ema import ema_of
 
 
 def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, y: Tensor, u: Tensor) -> Tensor:
@@ -32,8 +31,9 @@ class PSCGANModule(L.LightningModule):
         generator: ‖x0 − mean_{m≤M} G(y, z_m)‖² − adv_weight · E D(G(y, z), y)
 
     ``z ~ N(0, I)``; Adam (``lr``, ``betas``) for both networks. With ``ema_decay`` set,
-    ``generator_ema`` holds an exponential moving average of the generator's weights, updated
-    after every generator step (``ema ← decay · ema + (1 − decay) · θ``): the GAN's samples
+    ``generator_averaged`` (``AveragedModel``, ``vsdr.training.ema.ema_of``) holds an exponential
+    moving average of the generator's weights and buffers, updated after every generator step
+    (``ema ← decay · ema + (1 − decay) · θ``), and ``generator_ema`` is that network: the GAN's samples
     wander from step to step with ``betas = (0, 0.99)``, the average is the network to sample
     from (``vsdr.experiments.pscgan`` copies it into the generator after training).
     """
@@ -51,8 +51,12 @@ class PSCGANModule(L.LightningModule):
         if ema_decay is not None and not 0.0 <= float(ema_decay) < 1.0:
             raise ValueError(f"ema_decay={ema_decay} must be in [0, 1) (or None: no average)")
         self.ema_decay = None if ema_decay is None else float(ema_decay)
-        self.generator_ema = (copy.deepcopy(generator).requires_grad_(False)
-                              if self.ema_decay is not None else None)
+        self.generator_averaged = ema_of(generator, self.ema_decay) if self.ema_decay is not None else None
+
+    @property
+    def generator_ema(self) -> nn.Module | None:
+        """The averaged generator (``None`` without ``ema_decay``)."""
+        return None if self.generator_averaged is None else self.generator_averaged.module
 
     def _randn(self, shape, like: Tensor) -> Tensor:
         return torch.randn(shape, generator=self.noise_gen).to(like)
@@ -85,10 +89,8 @@ class PSCGANModule(L.LightningModule):
         self.log_dict({"gan/critic": loss_d.detach(), "gan/penalty": penalty.detach(),
                        "gan/adv": adv.detach()}, prog_bar=True, on_step=True, on_epoch=False)
 
-    @torch.no_grad()
     def update_ema(self) -> None:
-        for e, p in zip(self.generator_ema.parameters(), self.generator.parameters()):
-            e.lerp_(p, 1.0 - self.ema_decay)
+        self.generator_averaged.update_parameters(self.generator)
 
     def configure_optimizers(self):
         return (torch.optim.Adam(self.generator.parameters(), lr=self.lr, betas=self.betas),

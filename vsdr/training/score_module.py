@@ -1,8 +1,6 @@
 """Denoising score matching (ε-prediction) as a LightningModule, with EMA weights."""
 from __future__ import annotations
 
-import copy
-
 import lightning as L
 import torch
 from torch import Tensor, nn
@@ -12,6 +10,7 @@ from vsdr.diffusion.broadcast import per_sample
 from vsdr.diffusion.schedule import VPSchedule
 from vsdr.diffusion.tweedie import diffuse
 from vsdr.models.score import split_learned_variance
+from vsdr.training.ema import ema_of
 from vsdr.training.vlb import vlb_variance_term
 
 
@@ -36,15 +35,16 @@ class ScoreMatchingModule(L.LightningModule):
     network with ``2C`` output channels (learned variance) adds ``(T/1000)·L_vlb`` for them
     (``vlb_variance_term``).
 
-    ``ema`` holds an exponential moving average of the weights (decay ``ema_decay``), used
-    for sampling.
+    ``averaged`` (``torch.optim.swa_utils.AveragedModel``, ``vsdr.training.ema.ema_of``) holds
+    an exponential moving average of the weights and buffers (decay ``ema_decay``, from the
+    initial weights, updated after every step); ``ema`` is that network, used for sampling.
     """
 
     def __init__(self, net: nn.Module, schedule: VPSchedule, lr: float = 1e-3,
                  ema_decay: float = 0.999, seed: int = 0):
         super().__init__()
         self.net = net
-        self.ema = copy.deepcopy(net).requires_grad_(False)
+        self.averaged = ema_of(net, ema_decay)
         self.register_buffer("alpha_bars", schedule.alpha_bars.float())
         self.register_buffer("betas", schedule.betas.float())
         self.lr, self.ema_decay = lr, ema_decay
@@ -67,10 +67,13 @@ class ScoreMatchingModule(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
         return loss
 
+    @property
+    def ema(self) -> nn.Module:
+        """The averaged network."""
+        return self.averaged.module
+
     def on_train_batch_end(self, *args, **kwargs) -> None:
-        with torch.no_grad():
-            for pe, p in zip(self.ema.parameters(), self.net.parameters()):
-                pe.lerp_(p, 1.0 - self.ema_decay)
+        self.averaged.update_parameters(self.net)
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.net.parameters(), lr=self.lr)

@@ -57,7 +57,9 @@ def quiet_logs() -> None:
     "TPU available", "`Trainer.fit` stopped") and the handler Lightning adds to its own logger
     when imported before logging is configured (every line then appeared twice); its
     warnings still reach the job log once. Also hides a deprecation warning torch raises
-    inside Lightning on every run."""
+    inside Lightning on every run, and Lightning's hint that ``srun`` exists but is not used
+    (on every job started outside an allocation on a machine with SLURM: vsdr's SLURM jobs
+    run under srun through the launcher, docs/SLURM.md)."""
     import lightning  # noqa: F401 - installs the handlers removed below
 
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
@@ -69,6 +71,7 @@ def quiet_logs() -> None:
     for name in LIGHTNING_INFO_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    warnings.filterwarnings("ignore", message=r"The `srun` command is available on your system")
 
 
 #: the start of submitit's warning when ``sacct`` fails (a cluster without SLURM's accounting

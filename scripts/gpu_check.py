@@ -16,9 +16,9 @@ Sections:
 - ``job``: a 10-step (``sampler.steps=10``), 2-image ``experiment=ffhq_deblur`` through
   ``python run.py`` with a random-weight checkpoint saved as a plain guided-diffusion state dict
   (adm_ffhq at 256², all 11 λ; ``--cpu-scale``: adm_small at 64², λ ∈ {0, 1}), stand-in metrics;
-- ``hours``: device-hours per FFHQ job of the paper (1,000 images) from the per-row step costs
-  of the largest batch: ``images × knob values × samples × steps × seconds per row / 3600``
-  (docs/FFHQ.md writes the formula out).
+- ``hours``: device-hours per FFHQ job of the paper (1,000 images) for each measured batch
+  ``B`` taken as ``data.net_batch``: ``images × ⌈rows/B⌉ × steps × seconds per call / 3600``
+  (``device_hours``; docs/FFHQ.md writes the formula out).
 
 Writes ``OUT/gpu_check.json`` (default ``outputs/gpu_check``) and prints markdown tables.
 """
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import subprocess
@@ -173,32 +174,34 @@ def run_small_job(out: Path, device_name: str, cpu_scale: bool, precision: str) 
 
 
 def device_hours(step_rows: list[dict], precision: str, images: int = 1000) -> list[dict]:
-    """Device-hours of each FFHQ job from the per-row costs of the largest batch measured in
-    ``precision``: images × knob values (× samples per image) × steps × seconds per row (a step
-    with backward for ours and DPS, a forward for DiffPIR) / 3600. Sampler arithmetic outside
-    the network (operators, noise) is left out: small next to the network at 256²."""
+    """Device-hours of each FFHQ job (``images`` test images) for every batch ``B`` measured in
+    ``precision``, the job calling the network on ``B`` rows at a time (``data.net_batch=B``):
+
+        hours = images · ⌈rows / B⌉ · steps · seconds per call at B / 3600,
+
+    rows = knob values × samples per image (all of one image's rows side by side), a call being
+    one forward + backward through x̂0 for ours and DPS and one forward for DiffPIR. Sampler
+    arithmetic outside the network (operators, noise) is left out: small next to the network."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     from vsdr.experiments.build import knob_values
 
-    mine = [r for r in step_rows if r["precision"] == precision]
-    if not mine:
-        return []
-    big = max(mine, key=lambda r: r["batch"])
+    mine = sorted((r for r in step_rows if r["precision"] == precision), key=lambda r: r["batch"])
     out = []
-    for job in FFHQ_JOBS:
+    for job in FFHQ_JOBS if mine else ():
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
             cfg = compose(config_name="config", overrides=[f"experiment={job}"])
         diffpir = job.endswith("diffpir")
-        values = len(knob_values(cfg)) * int(cfg.data.get("samples_per_image", 1) or 1)
+        rows = len(knob_values(cfg)) * int(cfg.data.get("samples_per_image", 1) or 1)
         steps = int(cfg.sampler.get("steps") or cfg.diffusion.T)
-        per_row = big["forward_s_per_row"] if diffpir else big["step_s_per_row"]
-        out.append({"job": job, "images": images, "values": values, "steps": steps,
-                    "cost": "forward" if diffpir else "forward+backward",
-                    "s_per_row": per_row, "batch": big["batch"],
-                    "hours": images * values * steps * per_row / 3600})
+        row = {"job": job, "images": images, "rows": rows, "steps": steps,
+               "cost": "forward" if diffpir else "forward+backward"}
+        for r in mine:
+            call = r["forward_s"] if diffpir else r["step_s"]
+            row[f"hours_b{r['batch']}"] = images * math.ceil(rows / r["batch"]) * steps * call / 3600
+        out.append(row)
     return out
 
 
@@ -217,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="64² images, batches 1 and 2, the job on adm_small (a CPU run of ~1-2 minutes)")
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
     ap.add_argument("--image-size", type=int, default=None, help="default 256 (64 with --cpu-scale)")
-    ap.add_argument("--batches", default=None, help="comma-separated (default 1,8,16; 1,2 with --cpu-scale)")
+    ap.add_argument("--batches", default=None,
+                    help="comma-separated (default 1,4,8,16; 1,2 with --cpu-scale); 4: adm_ffhq's net_batch")
     ap.add_argument("--precisions", default="fp32,bf16", help="comma-separated of fp32, bf16, fp16")
     ap.add_argument("--reps", type=int, default=None, help="timed rounds (default 3; 1 with --cpu-scale)")
     ap.add_argument("--channels-last", action="store_true")
@@ -229,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
 
     device = resolve_device(a.device)
     size = a.image_size or (64 if a.cpu_scale else 256)
-    batches = [int(b) for b in (a.batches or ("1,2" if a.cpu_scale else "1,8,16")).split(",")]
+    batches = [int(b) for b in (a.batches or ("1,2" if a.cpu_scale else "1,4,8,16")).split(",")]
     precisions = a.precisions.split(",")
     reps = a.reps or (1 if a.cpu_scale else 3)
     out = Path(a.out).resolve()
@@ -265,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             note = ""
         print(f"\ndevice-hours per 1,000-image FFHQ job, {p}{note}:")
-        print(markdown(report["hours"][p], ["job", "values", "steps", "cost", "s_per_row", "hours"]))
+        hours = report["hours"][p]
+        print(markdown(hours, [k for k in hours[0] if k != "images"] if hours else []))
     report["wall_s"] = time.perf_counter() - t_start
     (out / "gpu_check.json").write_text(json.dumps(report, indent=1))
     print(f"\nwrote {out / 'gpu_check.json'} ({report['wall_s']:.0f} s)")

@@ -64,3 +64,18 @@ def test_cpu_scale_run(tmp_path):
                                                                      for b in (1, 2)}
     assert all(r["step_s"] > 0 and r["peak_mib"] > 0 for r in rep["steps"])
     assert 0 < rep["error"][0]["rel_eps"] < 0.05
+
+
+def test_check_images(tmp_path):
+    spec2 = importlib.util.spec_from_file_location("check_images", ROOT / "scripts" / "check_images.py")
+    check_images = importlib.util.module_from_spec(spec2)
+    spec2.loader.exec_module(check_images)
+    from vsdr.data.images import save_images
+
+    save_images(torch.zeros(2, 3, 8, 8), tmp_path / "ok")
+    assert check_images.problems(tmp_path / "ok", 2, 8) == []
+    assert check_images.problems(tmp_path / "ok", 3, 8) == ["2 images, expected 3"]
+    assert "not 16×16" in check_images.problems(tmp_path / "ok", 2, 16)[0]
+    save_images(torch.zeros(1, 3, 8, 8), tmp_path / "gap", names=["00001.png"])
+    assert "not named 00000" in check_images.problems(tmp_path / "gap", 1, 8)[0]
+    assert check_images.main([str(tmp_path / "ok"), "--count", "2", "--size", "8"]) == 0

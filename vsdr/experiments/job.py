@@ -125,7 +125,7 @@ def run_job(cfg: DictConfig, job_dir: str | Path) -> list[dict]:
         store = ChunkStore(job_dir, rhash)
         recon, nfe, sample_seconds = sample_all(
             parts.sampler, model, test.y, task.operator, task.sigma_y, parts.values, parts.schedule,
-            parts.device, seed, items, cfg.data.get("batch_size"), store, per_image)
+            parts.device, seed, items, cfg.data.get("batch_size"), store, samples_per_item=per_image)
         metrics = task.evaluate(test, recon, parts.values, seed, workdir=job_dir)
         rows = make_rows(parts.base_row, parts.values, metrics, len(test), nfe, seed)
         try:

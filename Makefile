@@ -1,11 +1,11 @@
-# vsdr: `make run` (set up, then the default job), `make test`, `make figures`.
+# vsdr: `make run` (set up, then the default job), `make test`, `make figures`, `make figures-ffhq`.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PIP_FLAGS := --quiet --disable-pip-version-check --no-warn-script-location
 
-.PHONY: setup run test test-slow figures lint clean
+.PHONY: setup run test test-slow figures figures-ffhq lint clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,12 @@ test-slow: $(STAMP)
 # `make figures` makes every figure; `make figures images_small fig5` only those
 figures: $(STAMP)
 	$(PY) scripts/make_figures.py $(FIGURE_NAMES)
+
+# `make figures-ffhq RESULTS=DIR`: Table IV and the FFHQ DP planes from a finished FFHQ sweep
+# (shards merged first), into outputs/figures/ffhq/ (docs/FFHQ.md)
+figures-ffhq: $(STAMP)
+	@test -n "$(RESULTS)" || { echo "give RESULTS=DIR: the folder of the FFHQ jobs (docs/FFHQ.md)"; exit 2; }
+	$(PY) scripts/figures_ffhq.py $(RESULTS)
 
 ifeq (figures,$(firstword $(MAKECMDGOALS)))
 FIGURE_NAMES := $(wordlist 2,$(words $(MAKECMDGOALS)),$(MAKECMDGOALS))

@@ -24,6 +24,24 @@ def per_sample_seeds(seed: int, indices: Sequence[int] | np.ndarray, stream: int
     ]
 
 
+def sample_seeds(seed: int, items: Sequence[int] | np.ndarray, samples_per_item: int = 1) -> list[int]:
+    """Sampler seeds of the expanded items ``items`` (``k = j · S + s``: sample ``s`` of test
+    item ``j``, ``S = samples_per_item``). Sample 0 keeps the seed of ``(seed, sampler
+    stream, j)`` (so ``S = 1`` is exactly ``per_sample_seeds(seed, items, STREAM_SAMPLER)``);
+    sample ``s ≥ 1`` draws from ``(seed, sampler stream, j, s)``. The measurement noise of
+    ``j`` comes from another stream, so it is the same whatever ``S``."""
+    S = int(samples_per_item)
+    if S < 1:
+        raise ValueError(f"samples_per_item={S} must be >= 1")
+    out = []
+    for k in items:
+        j, s = divmod(int(k), S)
+        key = [int(seed), STREAM_SAMPLER, j] + ([s] if s else [])
+        out.append(int(np.random.SeedSequence(key).generate_state(2, np.uint32)
+                       .astype(np.uint64).dot([1 << 31, 1])))
+    return out
+
+
 class PerSampleNoise:
     """The Gaussian draws of a reverse chain, one ``torch.Generator`` per sample.
 

@@ -66,7 +66,7 @@ def build_task(cfg: DictConfig) -> Task:
     sigma, space = cfg.noise.sigma, str(cfg.noise.get("space", "data"))
     if isinstance(dataset, ImageDataset):
         limit = cfg.data.get("limit")  # data.limit, else dataset.limit
-        device = str(cfg.device) if cfg.device != "auto" else "cpu"
+        device = resolve_device(str(cfg.device)).type
         metrics = instantiate(cfg.image_metrics, "image_metrics", device=device)
         ev = cfg.image_eval
         return ImageTask(dataset, operator, sigma, space, metrics,
@@ -74,7 +74,8 @@ def build_task(cfg: DictConfig) -> Task:
                          fd_pca_k=int(ev.fd_pca_k), fd_patch=ev.fd_patch,
                          fd_patch_grey=bool(ev.fd_patch_grey), chroma=bool(ev.chroma),
                          perception=ev.perception, min_size=int(ev.min_size),
-                         image_rows=int(cfg.plots.image_rows))
+                         image_rows=int(cfg.plots.image_rows),
+                         samples_per_image=int(cfg.data.get("samples_per_image", 1) or 1))
     if isinstance(dataset, AnalyticDataset):
         return AnalyticTask(dataset, operator, sigma, space, n_test=int(cfg.data.n_test),
                             w2_max_exact=int(cfg.eval.w2_max_exact),

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from vsdr.diffusion.noise import STREAM_SAMPLER, per_sample_seeds
+from vsdr.diffusion.noise import sample_seeds
 from vsdr.errors import JobFault
 from vsdr.experiments import tracking
 from vsdr.experiments.build import JobParts, apply_threads, build_job, build_logger, build_score_model
@@ -27,7 +27,9 @@ from vsdr.experiments.shards import shard_indices
 from vsdr.experiments.validate import validate_config
 from vsdr.experiments.writer import ensure_writable
 from vsdr.models.invariant import make_batch_invariant
+from vsdr.models.precision import apply_precision
 from vsdr.samplers.base import Sampler
+from vsdr.tasks.base import expand_items
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +37,12 @@ log = logging.getLogger(__name__)
 def sample_all(sampler: Sampler, model, y: torch.Tensor, operator, sigma_y: float,
                values: Sequence[float], schedule, device: torch.device, seed: int,
                indices: np.ndarray | None = None, batch_size: int | None = None,
-               store: ChunkStore | None = None) -> tuple[torch.Tensor, int, float]:
+               store: ChunkStore | None = None,
+               samples_per_item: int = 1) -> tuple[torch.Tensor, int, float]:
     """Every knob value side by side; test item ``p`` (global index ``indices[p]``) has the
-    same seed for every value, in every chunk and shard. The items are sampled in chunks of
+    same seed for every value, in every chunk and shard. With ``samples_per_item = S > 1`` the
+    items are samples: ``indices[p] = j · S + s`` is sample ``s`` of test image ``j``
+    (``vsdr.diffusion.noise.sample_seeds``). The items are sampled in chunks of
     ``batch_size`` (``None``: all at once); with a ``store``, finished chunks are saved and
     reloaded on a rerun. Returns reconstructions ``(len(values), n, ...)``, the nfe of one
     chain (every chunk runs the same chain) and the seconds spent sampling."""
@@ -55,7 +60,7 @@ def sample_all(sampler: Sampler, model, y: torch.Tensor, operator, sigma_y: floa
             reused += 1
             continue
         m = p1 - p0
-        seeds = per_sample_seeds(seed, indices[p0:p1], stream=STREAM_SAMPLER)
+        seeds = sample_seeds(seed, indices[p0:p1], samples_per_item)
         knob = torch.tensor(values, dtype=torch.float64).repeat_interleave(m)
         y_all = y[p0:p1].repeat(len(values), *([1] * (y.dim() - 1))).to(device)
         result = sampler(model, y_all, operator, sigma_y, knob, seeds * len(values), schedule)
@@ -105,26 +110,32 @@ def run_job(cfg: DictConfig, job_dir: str | Path) -> list[dict]:
     full = task.test_set(seed)
     indices = shard_indices(len(full), int(cfg.data.get("shard", 0) or 0),
                             int(cfg.data.get("num_shards", 1) or 1), task.size_name)
-    test = full.select(indices)
+    test, items = full.select(indices), indices
+    per_image = int(cfg.data.get("samples_per_image", 1) or 1)
+    if per_image > 1:  # S samples of each observation: y once per image, a seed per sample
+        test, items = test.repeat_each(per_image), expand_items(indices, per_image)
     logger = build_logger(cfg, job_dir)
     ok = False
     try:
         torch.manual_seed(seed)  # a network built now is initialised from the job seed
         model, model_info = build_score_model(cfg, parts, logger)
+        model = apply_precision(model, str(cfg.get("precision", "fp32")),
+                                bool(cfg.get("channels_last", False)))
         model = make_batch_invariant(model, cfg.data.get("net_batch"))
         store = ChunkStore(job_dir, rhash)
         recon, nfe, sample_seconds = sample_all(
             parts.sampler, model, test.y, task.operator, task.sigma_y, parts.values, parts.schedule,
-            parts.device, seed, indices, cfg.data.get("batch_size"), store)
+            parts.device, seed, items, cfg.data.get("batch_size"), store, samples_per_item=per_image)
         metrics = task.evaluate(test, recon, parts.values, seed, workdir=job_dir)
         rows = make_rows(parts.base_row, parts.values, metrics, len(test), nfe, seed)
         try:
-            write_tables(job_dir, task, rows, test, recon, parts.values, parts.sampler.knob, indices)
+            write_tables(job_dir, task, rows, test, recon, parts.values, parts.sampler.knob, items,
+                         per_image)
             write_figures(job_dir, task, rows, test, recon, parts.values, parts.sampler.knob,
                           parts.title, trajectory_fn(parts, model), seed)
             write_metadata(job_dir, metadata(
                 task, rows, OmegaConf.to_container(cfg, resolve=True), rhash, seed, model=model_info,
-                test_items=len(full), threads=threads,
+                test_items=len(full), samples_per_image=per_image, threads=threads,
                 sample_seconds=sample_seconds, seconds_per_step=sample_seconds / max(nfe, 1),
                 wall_seconds=time.perf_counter() - t_start))
         except OSError as e:

@@ -32,9 +32,12 @@ def columns_of(task: Task, rows: list[dict]) -> list[str]:
 
 
 def item_rows(index: np.ndarray, values, knob: str, x0: np.ndarray, y: np.ndarray,
-              samples: np.ndarray) -> list[dict]:
+              samples: np.ndarray, samples_per_item: int = 1) -> list[dict]:
     """One row per (knob value, test item): ``index``, knob, value, squared error and, for
-    small items, the coordinates of ``x0``, ``y`` and the reconstruction."""
+    small items, the coordinates of ``x0``, ``y`` and the reconstruction. With
+    ``samples_per_item = S > 1`` an item is a sample: ``image = index // S`` and
+    ``sample = index % S`` follow ``index``."""
+    S = int(samples_per_item)
     rows = []
     flat = x0.reshape(len(x0), -1)
     small = flat.shape[1] <= MAX_ITEM_COORDS
@@ -42,7 +45,8 @@ def item_rows(index: np.ndarray, values, knob: str, x0: np.ndarray, y: np.ndarra
         r_flat = rec.reshape(len(rec), -1)
         err = ((r_flat.astype(np.float64) - flat.astype(np.float64)) ** 2).sum(axis=1)
         for p, j in enumerate(index):
-            row = {"index": int(j), "knob": knob, "value": float(v), "sq_err": float(err[p])}
+            row = {"index": int(j), **({"image": int(j) // S, "sample": int(j) % S} if S > 1 else {}),
+                   "knob": knob, "value": float(v), "sq_err": float(err[p])}
             if small:
                 yf = y.reshape(len(y), -1)[p]
                 row.update({f"x0_{c}": float(flat[p, c]) for c in range(flat.shape[1])})
@@ -53,14 +57,17 @@ def item_rows(index: np.ndarray, values, knob: str, x0: np.ndarray, y: np.ndarra
 
 
 def write_tables(out_dir: Path, task: Task, rows: list[dict], test: TestSet, recon: torch.Tensor,
-                 values: Sequence[float], knob: str, index: np.ndarray) -> None:
+                 values: Sequence[float], knob: str, index: np.ndarray, samples_per_item: int = 1) -> None:
     """samples.npz (``x0``, ``y``, ``samples (V, n, ...)``, ``values``, ``knob``, global
-    ``index``), items.csv (per-item tasks), metrics.csv and dp_curve.csv."""
+    ``index``; with ``samples_per_item = S > 1`` also ``samples_per_image``, and ``index`` is
+    ``image · S + sample``), items.csv (per-item tasks), metrics.csv and dp_curve.csv."""
     x0, y, samples = test.x0.numpy(), test.y.numpy(), recon.numpy()
+    extra = {"samples_per_image": np.asarray(int(samples_per_item))} if samples_per_item > 1 else {}
     write_npz(out_dir / "samples.npz", x0=x0, y=y, samples=samples, values=np.asarray(values),
-              knob=np.asarray(knob), index=np.asarray(index))
+              knob=np.asarray(knob), index=np.asarray(index), **extra)
     if task.per_item:
-        write_csv(out_dir / "items.csv", item_rows(np.asarray(index), values, knob, x0, y, samples))
+        write_csv(out_dir / "items.csv", item_rows(np.asarray(index), values, knob, x0, y, samples,
+                                                   samples_per_item))
     columns = columns_of(task, rows)
     write_csv(out_dir / "metrics.csv", rows, columns)
     write_csv(out_dir / "dp_curve.csv", rows, columns)

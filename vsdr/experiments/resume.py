@@ -31,10 +31,14 @@ log = logging.getLogger(__name__)
 #: dotted config keys that never change a job's results (progress bars, logging, where
 #: caches live, how the test points are chunked for sampling)
 IGNORED = ("progress", "logger", "hydra", "paths", "data.batch_size")
+#: keys that change results but are left out of the hash at their default value, so that jobs
+#: finished before the keys existed keep their hash (and are still skipped on a rerun)
+OMITTED_AT_DEFAULT = {"precision": "fp32", "channels_last": False, "data.samples_per_image": 1}
 
 
 def results_config(cfg: DictConfig | dict) -> dict:
-    """The resolved config without the ``IGNORED`` keys."""
+    """The resolved config without the ``IGNORED`` keys and the ``OMITTED_AT_DEFAULT`` keys
+    that hold their default."""
     out = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
     out = json.loads(json.dumps(out, default=str))  # deep copy
     for key in IGNORED:
@@ -43,6 +47,13 @@ def results_config(cfg: DictConfig | dict) -> dict:
             out.pop(node, None)
         elif isinstance(out.get(node), dict):
             out[node].pop(rest[0], None)
+    for key, default in OMITTED_AT_DEFAULT.items():
+        *parents, leaf = key.split(".")
+        node = out
+        for p in parents:
+            node = node.get(p) if isinstance(node, dict) else None
+        if isinstance(node, dict) and leaf in node and node[leaf] == default:
+            del node[leaf]
     return out
 
 

@@ -74,7 +74,8 @@ def gather_shards(job_dirs: list[str | Path], out_dir: str | Path) -> list[dict]
                           "gather one sweep point at a time")
     parts = [np.load(d / "samples.npz") for d in job_dirs]
     index = np.concatenate([p["index"] for p in parts])
-    n = int(json.loads((job_dirs[0] / "metrics.json").read_text())["test_items"])
+    per_image = int(cfgs[0].data.get("samples_per_image", 1) or 1)
+    n = int(json.loads((job_dirs[0] / "metrics.json").read_text())["test_items"]) * per_image
     if sorted(index.tolist()) != list(range(n)):
         raise ConfigError(f"the shards cover {len(set(index.tolist()))} distinct test points of "
                           f"{n} (or some twice): give every shard of "
@@ -93,10 +94,11 @@ def gather_shards(job_dirs: list[str | Path], out_dir: str | Path) -> list[dict]
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics = job.task.evaluate(test, samples, values, seed, workdir=out_dir)
     rows = make_rows(job.base_row, values, metrics, n, nfe, seed)
-    write_tables(out_dir, job.task, rows, test, samples, values, knob, np.arange(n))
+    write_tables(out_dir, job.task, rows, test, samples, values, knob, np.arange(n), per_image)
     write_figures(out_dir, job.task, rows, test, samples, values, knob, job.title, seed=seed)
     write_metadata(out_dir, metadata(job.task, rows, OmegaConf.to_container(merged, resolve=True),
-                                     results_hash(merged), seed, test_items=n,
+                                     results_hash(merged), seed, test_items=n // per_image,
+                                     samples_per_image=per_image,
                                      gathered_from=[str(d) for d in job_dirs]))
     log.info("vsdr: gathered %d shards (%d test items) into %s", len(job_dirs), n, out_dir)
     return rows

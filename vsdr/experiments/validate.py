@@ -21,6 +21,8 @@ from vsdr.samplers.ours import VarianceScaledSampler
 from vsdr.tasks.images import PERCEPTION_COLUMNS, SIGMA_SPACES
 
 KNOWN_DEVICES = ("cpu", "cuda", "auto")
+#: ``precision=``: the dtype of the network call (autocast around the network only)
+PRECISIONS = ("fp32", "bf16", "fp16")
 #: what each enum-like key chooses between, said after the allowed values
 CHOICES_WHAT = {
     "sampler.form": "paper puts ζ(λ)·ĉ inside the reverse-step mean, dps adds ζ·∇‖y − A x̂0‖ after the step",
@@ -30,6 +32,7 @@ CHOICES_WHAT = {
     "image_metrics.lpips_net": "the LPIPS trunk",
     "image_eval.perception": "the DP plot's perception axis (null: the first finite one)",
     "device": "auto takes cuda when a GPU is visible",
+    "precision": "the dtype the network runs in under autocast; the sampler stays float32",
 }
 
 
@@ -163,6 +166,7 @@ def validate_choices(cfg: DictConfig, images: bool) -> None:
     if cfg.get("image_eval") is not None:
         check_choice("image_eval.perception", cfg.image_eval.get("perception"), [None, *PERCEPTION_COLUMNS])
     check_choice("device", cfg.device, KNOWN_DEVICES)
+    check_choice("precision", cfg.get("precision", "fp32"), PRECISIONS)
 
 
 def uses_score_network(cfg: DictConfig) -> bool:
@@ -246,6 +250,17 @@ def validate_files(cfg: DictConfig, images: bool) -> None:
                           + _published(model))
 
 
+def validate_samples_per_image(value, images: bool) -> None:
+    """``data.samples_per_image``: a whole number >= 1; above 1 only on images (Fig. 12: several
+    posterior samples of one observation)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"data.samples_per_image={value!r} must be a whole number >= 1 (samples per "
+                          "test image and knob value)")
+    if value > 1 and not images:
+        raise ConfigError(f"data.samples_per_image={value} is for image data sets: on points every test "
+                          "point is already its own observation (raise data.n_test instead)")
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Raise ``ConfigError`` on the first impossible value."""
     for v in lam_values(cfg.lam):
@@ -277,6 +292,7 @@ def validate_config(cfg: DictConfig) -> None:
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ConfigError(f"threads={threads!r} must be null (1 on CPU, torch's default on CUDA) or a "
                           "whole number >= 1")
+    validate_samples_per_image(cfg.data.get("samples_per_image", 1), images)
     validate_files(cfg, images)
     validate_metric_weights(cfg, images)
     if int(cfg.data.n_test) < 2:

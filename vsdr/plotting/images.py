@@ -53,3 +53,13 @@ def plot_image_columns(x0: Tensor, y: Tensor, columns: Sequence[tuple[str, Tenso
     fig.suptitle(title, fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_samples_grid(x0: Tensor, y: Tensor, recon: Tensor, value: float, knob: str,
+                      samples_per_image: int, rows: int = 4, title: str = ""):
+    """Fig. 12: several samples of one observation. ``x0``, ``y`` ``(n·S, ...)`` and ``recon``
+    ``(n·S, 3, H, W)`` (one knob ``value``) hold ``S = samples_per_image`` consecutive samples
+    per image; one row per image (the first ``rows``): clean, measurement, its ``S`` samples."""
+    S = int(samples_per_image)
+    cols = [(f"{knob_symbol(knob)}={float(value):g} #{s + 1}", recon[s::S]) for s in range(S)]
+    return plot_image_columns(x0[::S], y[::S], cols, rows=rows, title=title)

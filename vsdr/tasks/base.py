@@ -35,6 +35,20 @@ class TestSet:
         idx = torch.as_tensor(indices, dtype=torch.long)
         return TestSet(self.x0[idx], self.y[idx])
 
+    def repeat_each(self, times: int) -> TestSet:
+        """Each item ``times`` times in a row (``data.samples_per_image``: the same clean
+        image and the same measurement for every sample of it)."""
+        return TestSet(self.x0.repeat_interleave(times, 0), self.y.repeat_interleave(times, 0))
+
+
+def expand_items(indices, times: int):
+    """Global ids ``j · times + s`` (``s < times``) of the samples of test items ``indices``,
+    item-major: contiguous whenever ``indices`` is (a shard, a chunk)."""
+    import numpy as np
+
+    idx = np.asarray(indices, dtype=np.int64)
+    return (idx[:, None] * int(times) + np.arange(int(times))).reshape(-1)
+
 
 class Task:
     """One kind of data. Subclasses set ``kind`` and ``columns`` and implement

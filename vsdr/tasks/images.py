@@ -51,7 +51,9 @@ class ImageTask(Task):
     ``fd_patch_grey``); ``chroma``: the colour-speckle column; ``perception``: the DP plot's
     measure (default: the first finite of lpips, fid, fd_patch, fd_pca, the stand-ins);
     ``min_size``: images smaller than this are nearest-up-sampled before LPIPS/FID;
-    ``image_rows``: test images shown in image_grid.png."""
+    ``image_rows``: test images shown in image_grid.png; ``samples_per_image``: consecutive test
+    items that are samples of one image (``data.samples_per_image``; metrics are over every
+    sample, samples_grid.png shows them side by side)."""
 
     kind = "images"
     columns = [*Task.columns, "psnr"]
@@ -62,7 +64,8 @@ class ImageTask(Task):
     def __init__(self, dataset, operator, sigma: float, sigma_space: str, metrics: ImageMetrics,
                  limit: int | None = None, n_train: int = 1500, fd_pca_k: int = 8,
                  fd_patch: int | None = None, fd_patch_grey: bool = False, chroma: bool = False,
-                 perception: str | None = None, min_size: int = 32, image_rows: int = 4):
+                 perception: str | None = None, min_size: int = 32, image_rows: int = 4,
+                 samples_per_image: int = 1):
         super().__init__(dataset, operator, sigma, sigma_space)
         self._sigma_y = sigma_in_pm1(sigma, sigma_space)
         self.metrics, self.limit, self.n_train = metrics, limit, int(n_train)
@@ -70,6 +73,7 @@ class ImageTask(Task):
         self.fd_patch = PatchFrechet(int(fd_patch), grey=bool(fd_patch_grey)) if fd_patch else None
         self.chroma, self.wanted_perception = bool(chroma), perception
         self.min_size, self.image_rows = int(min_size), int(image_rows)
+        self.samples_per_image = int(samples_per_image)
         self.notes = metrics.notes
         self.units = {"mse": "[0, 1] images", "psnr": "dB, data range 1",
                       "ssim": "[0, 1] images, 11×11 Gaussian window of std 1.5",
@@ -118,11 +122,19 @@ class ImageTask(Task):
 
     def figures(self, rows, test: TestSet, recon: Tensor, values, knob: str, title: str,
                 trajectories: TrajectoryFn | None = None, seed: int = 0) -> dict:
-        """image_grid.png (Fig. 7): clean, measurement and every knob value's reconstruction."""
-        from vsdr.plotting.images import plot_image_grid
+        """image_grid.png (Fig. 7): clean, measurement and every knob value's reconstruction
+        (each image's first sample); with several samples per image also samples_grid.png
+        (Fig. 12): each image's samples at the largest knob value."""
+        from vsdr.plotting.images import plot_image_grid, plot_samples_grid
 
-        return {"image_grid.png": plot_image_grid(test.x0, test.y, recon, values, knob,
-                                                  rows=self.image_rows, title=title)}
+        S = self.samples_per_image
+        figs = {"image_grid.png": plot_image_grid(test.x0[::S], test.y[::S], recon[:, ::S], values,
+                                                  knob, rows=self.image_rows, title=title)}
+        if S > 1:
+            last = max(range(len(values)), key=lambda v: float(values[v]))
+            figs["samples_grid.png"] = plot_samples_grid(test.x0, test.y, recon[last], values[last],
+                                                         knob, S, rows=self.image_rows, title=title)
+        return figs
 
     def print_table(self, rows: list[dict]) -> None:
         """knob value, MSE, PSNR and every perception column on stdout."""

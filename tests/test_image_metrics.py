@@ -185,3 +185,17 @@ def test_image_metrics_runs_the_rest_and_labels_standins(empty_hub):
     assert row["lpips_vgg_standin"] == 0.0 and abs(row["fid_standin"]) < 1e-6 and row["mse"] == 0.0
     assert row["ssim"] == pytest.approx(1.0)
     assert stand.column("lpips_standin") == "lpips_vgg_standin" and real.column("lpips") == "lpips_alex"
+
+
+def test_fid_of_one_image_is_nan_with_a_note():
+    """A set of one image (a one-image shard) has no covariance: FID is nan, with a sentence,
+    and the other measures are still computed; two images give a number."""
+    torch.manual_seed(3)
+    x0 = torch.rand(2, 3, 32, 32) * 2 - 1
+    x_hat = (x0 + 0.1 * torch.randn_like(x0)).clamp(-1, 1)
+    one = ImageMetrics(standin=True)
+    row = one(x0[:1], x_hat[:1])
+    assert math.isnan(row["fid_standin"]) and "at least 2 images" in one.notes[0]
+    assert row["mse"] == pytest.approx(float(image_mse(x0[:1], x_hat[:1]).mean()))
+    two = ImageMetrics(standin=True)
+    assert math.isfinite(two(x0, x_hat)["fid_standin"]) and not two.notes

@@ -275,7 +275,7 @@ class ImageMetrics:
             self._lpips = m.to(self.device)
         return self._lpips
 
-    def _note(self, e: Exception) -> None:
+    def _note(self, e: Exception | str) -> None:
         if str(e) not in self.notes:
             self.notes.append(str(e))
 
@@ -293,7 +293,11 @@ class ImageMetrics:
         except MissingWeightsError as e:
             row[self.lpips_key] = math.nan
             self._note(e)
-        if self.fid:
+        if self.fid and x0.shape[0] < 2:  # a covariance needs two images (a one-image shard)
+            row[self.fid_key] = math.nan
+            self._note(f"{self.fid_key}: nan, a Fréchet distance needs at least 2 images and this "
+                       f"set has {x0.shape[0]} (a shard of one image: FID comes from the merged shards)")
+        elif self.fid:
             try:
                 extractor = (StandinFeatures().to(self.device) if self.standin
                              else build_inception(self.inception, self.device))

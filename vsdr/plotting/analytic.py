@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from vsdr.data.analytic import GaussianMixture  # noqa: E402
+from vsdr.plotting.dp import wrap_title  # noqa: E402
 
 
 def _grid(center: np.ndarray, half: float, n: int = 160):
@@ -44,8 +45,8 @@ def plot_posterior(prior: GaussianMixture, post: GaussianMixture, y: np.ndarray 
             ax.plot(*y, "r*", ms=12, label="y")
         ax.set_title(name, fontsize=9)
         ax.set_aspect("equal")
-    axes[1].legend(fontsize=8)
-    fig.suptitle(title, fontsize=9)
+    axes[1].legend(fontsize=9)
+    fig.suptitle(wrap_title(title, 100), fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -70,8 +71,8 @@ def plot_trajectories(trajectories: dict[float, np.ndarray], post: GaussianMixtu
         ax.plot(*mmse, "r*", ms=11, label="E[x0|y]")
         ax.set_title(f"λ = {lam:g}", fontsize=9)
         ax.set_aspect("equal")
-    np.atleast_1d(axes)[0].legend(fontsize=7, loc="lower left")
-    fig.suptitle(title, fontsize=9)
+    np.atleast_1d(axes)[0].legend(fontsize=9, loc="lower left")
+    fig.suptitle(wrap_title(title, 100), fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -94,7 +95,7 @@ def plot_gaussian_theory(rows: Sequence[dict], title: str = ""):
     a2.set_ylabel("W2 to the posterior")
     for a in (a1, a2):
         a.grid(alpha=0.3)
-        a.legend(fontsize=8)
-    fig.suptitle(title, fontsize=9)
+        a.legend(fontsize=9)
+    fig.suptitle(wrap_title(title, 100), fontsize=9)
     fig.tight_layout()
     return fig

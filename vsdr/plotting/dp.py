@@ -50,43 +50,59 @@ def errors(pts: Sequence[dict], column: str, centres: Sequence[float]) -> np.nda
                      [max(hi - c, 0.0) for c, (_, hi) in zip(centres, ivs)]])
 
 
-def place_labels(ax, labels: Sequence[tuple[float, float, str, str]], fontsize: float = 8) -> list:
-    """Annotate ``(x, y, text, colour)`` each at the first offset of ``OFFSETS`` whose box
-    (estimated from the text length) overlaps neither a label placed before, nor a marked point
-    other than its own, nor leaves the axes; the first offset when none is free. Points off
-    the axes get no label."""
+def place_labels(ax, labels: Sequence[tuple[float, float, str, str]],
+                 curves: Sequence[tuple[Sequence[float], Sequence[float]]] = (), fontsize: float = 9) -> list:
+    """Annotate ``(x, y, text, colour)`` each at the offset of ``OFFSETS`` whose box (the text's
+    drawn size) collides least: with a label placed before or the axes' edge (heavy),
+    then with the drawn ``curves`` (their points and lines, sampled every few pixels); the
+    earlier offset on a tie. Points off the axes get no label."""
     fig = ax.figure
     fig.canvas.draw()  # fixes the transforms
     to_px = ax.transData.transform
     scale = fig.dpi / 72.0
     frame = ax.get_window_extent()
-    points = [tuple(to_px((x, y))) for x, y, _, _ in labels]
+    dense = [np.empty((0, 2))]
+    for xs, ys in curves:
+        pts = to_px(np.column_stack([xs, ys]))
+        for a, b in zip(pts[:-1], pts[1:]):
+            k = int(np.hypot(*(b - a)) // 3) + 2
+            dense.append(a + np.linspace(0, 1, k)[:, None] * (b - a))
+        dense.append(pts)
+    obstacles = np.concatenate(dense)
     placed, out = [], []
-    for (x, y, text, colour), (px, py) in zip(labels, points):
+    for x, y, text, colour in labels:
+        px, py = to_px((x, y))
         if not (frame.x0 <= px <= frame.x1 and frame.y0 <= py <= frame.y1):
             continue  # off the plot (e.g. beyond a y limit): no label
-        w, h = 0.6 * fontsize * len(text) * scale, 1.2 * fontsize * scale
-        chosen = None
+        w, h = _text_size(ax, text, fontsize)
+        best = None
         for dx, dy in OFFSETS:
-            ox, oy = px + dx * scale, py + dy * scale
-            x0 = ox if dx >= 0 else ox - w
-            box = (x0, oy, x0 + w, oy + h)
-            inside = frame.x0 <= box[0] and box[2] <= frame.x1 and frame.y0 <= box[1] and box[3] <= frame.y1
-            clear = not any(_overlap(box, b) for b in placed) and not any(
-                box[0] - 2 <= qx <= box[2] + 2 and box[1] - 2 <= qy <= box[3] + 2
-                for qx, qy in points if (qx, qy) != (px, py))
-            if inside and clear:
-                chosen = (dx, dy, box)
-                break
-        if chosen is None:
-            dx, dy = OFFSETS[0]
-            x0 = px + dx * scale
-            chosen = (dx, dy, (x0, py + dy * scale, x0 + w, py + dy * scale + h))
-        dx, dy, box = chosen
+            x0 = px + dx * scale - (w if dx < 0 else 0.0)
+            box = (x0, py + dy * scale, x0 + w, py + dy * scale + h)
+            outside = not (frame.x0 <= box[0] and box[2] <= frame.x1
+                           and frame.y0 <= box[1] and box[3] <= frame.y1)
+            hits = np.count_nonzero((obstacles[:, 0] >= box[0] - 2) & (obstacles[:, 0] <= box[2] + 2)
+                                    & (obstacles[:, 1] >= box[1] - 2) & (obstacles[:, 1] <= box[3] + 2))
+            cost = 1000 * (outside + sum(_overlap(box, b) for b in placed)) + hits
+            if best is None or cost < best[0]:
+                best = (cost, dx, dy, box)
+        _, dx, dy, box = best
         placed.append(box)
         out.append(ax.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy),
                                fontsize=fontsize, color=colour, ha="left" if dx >= 0 else "right"))
     return out
+
+
+def _text_size(ax, text: str, fontsize: float) -> tuple[float, float]:
+    """Width and height in pixels of ``text`` drawn at ``fontsize``."""
+    t = ax.text(0, 0, text, fontsize=fontsize)
+    box = t.get_window_extent(ax.figure.canvas.get_renderer())
+    t.remove()
+    return box.width, box.height
+
+
+def _within(v: float, lim: tuple[float, float] | None) -> bool:
+    return lim is None or lim[0] <= v <= lim[1]
 
 
 def _overlap(a: tuple, b: tuple) -> bool:
@@ -100,15 +116,16 @@ def plot_dp_curve(rows: Sequence[dict], perception: str = "w2", distortion: str 
     """One line per (sampler, knob) through its points sorted by knob value; the bootstrap
     intervals (``mse_lo`` … ``w2_hi``) as error bars where every point has them. Points are
     labelled with their knob value (``label_points``: ``"all"``, ``"ends"`` (first and last of
-    each curve) or ``"none"``), each label placed clear of the others. ``optimal = (D*, P
-    grid)`` overlays ``D(P) = D* + (√D* − P)²`` (Theorem 2); by default it is drawn when every
-    row carries the same ``mmse``. ``xlabel``, ``ylabel``, ``xlim``, ``ylim`` replace the
+    each curve within ``xlim``/``ylim``) or ``"none"``), each placed clear of the others and of
+    the curves where it can (``place_labels``). ``optimal = (D*, P grid)`` overlays
+    ``D(P) = D* + (√D* − P)²`` (Theorem 2); by default it is drawn when every row carries the
+    same ``mmse``. ``xlabel``, ``ylabel``, ``xlim``, ``ylim`` replace the
     defaults (before the labels are placed)."""
     fig, ax = plt.subplots(figsize=(6.4, 4.8))
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["sampler"], r["knob"]), []).append(r)
-    labels, with_bars = [], False
+    labels, curves, with_bars = [], [], False
     for (sampler, knob), pts in groups.items():
         pts = sorted(pts, key=lambda r: float(r["value"]))
         xs = [float(r[perception]) for r in pts]
@@ -119,7 +136,10 @@ def plot_dp_curve(rows: Sequence[dict], perception: str = "w2", distortion: str 
         line = ax.errorbar(xs, ys, xerr=xerr, yerr=yerr, fmt="o-", ms=4, capsize=2, elinewidth=0.8,
                            label=f"{sampler}, {sym} swept")
         colour = line[0].get_color()
-        keep = {"all": range(len(pts)), "ends": sorted({0, len(pts) - 1}), "none": []}[label_points]
+        curves.append((xs, ys))
+        shown = [i for i in range(len(pts)) if _within(xs[i], xlim) and _within(ys[i], ylim)]
+        keep = {"all": shown, "ends": sorted({shown[0], shown[-1]}) if shown else [],
+                "none": []}[label_points]
         labels += [(xs[i], ys[i], f"{sym}={float(pts[i]['value']):g}", colour) for i in keep]
     if optimal is None and perception == "w2":
         mmse = {float(r["mmse"]) for r in rows if r.get("mmse") not in (None, "")}
@@ -148,5 +168,5 @@ def plot_dp_curve(rows: Sequence[dict], perception: str = "w2", distortion: str 
     if ylim is not None:
         ax.set_ylim(*ylim)
     fig.tight_layout()
-    place_labels(ax, labels, fontsize=SMALL)
+    place_labels(ax, labels, curves, fontsize=SMALL)
     return fig

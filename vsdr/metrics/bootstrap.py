@@ -32,7 +32,7 @@ class Bootstrap:
     interval's coverage ``level``."""
 
     resamples: int = 1000
-    resamples_w2: int = 25
+    resamples_w2: int = 20
     level: float = 0.95
 
     def __post_init__(self) -> None:

@@ -114,3 +114,7 @@ def test_point_task_adds_interval_columns_and_keeps_mse_and_w2():
     no_w2 = PointCloudTask(Pinwheel(), Identity(), 0.5, n_test=80,
                            bootstrap=Bootstrap(500, 0)).evaluate(test, recon, [0.0, 1.0], seed=0)
     assert no_w2[0]["w2_lo"] == "" and no_w2[0]["mse_lo"] == rows1[0]["mse_lo"]
+    capped = PointCloudTask(Pinwheel(), Identity(), 0.5, n_test=80,
+                            bootstrap=Bootstrap(500, 20, max_items_w2=79))
+    too_many = capped.evaluate(test, recon, [0.0], seed=0)
+    assert too_many[0]["w2_lo"] == "" and too_many[0]["mse_lo"] == rows1[0]["mse_lo"]

@@ -61,13 +61,15 @@ def knob_values(cfg: DictConfig) -> list[float]:
 
 def build_bootstrap(cfg: DictConfig) -> Bootstrap | None:
     """The intervals of ``eval.bootstrap`` (MSE resamples; 0: no interval at all),
-    ``eval.bootstrap_w2`` (W2 resamples; 0: none) and ``eval.interval`` (coverage)."""
+    ``eval.bootstrap_w2`` (W2 resamples; 0: none), ``eval.interval`` (coverage) and
+    ``eval.bootstrap_w2_max_items`` (no W2 interval beyond this many test items)."""
     ev = cfg.eval
     resamples = int(ev.get("bootstrap", 0) or 0)
     if resamples == 0:
         return None
     try:
-        return Bootstrap(resamples, int(ev.get("bootstrap_w2", 0) or 0), float(ev.get("interval", 0.95)))
+        return Bootstrap(resamples, int(ev.get("bootstrap_w2", 0) or 0), float(ev.get("interval", 0.95)),
+                         int(ev.get("bootstrap_w2_max_items", 2000)))
     except ValueError as e:
         raise ConfigError(f"eval.bootstrap / eval.bootstrap_w2 / eval.interval: {e}") from e
 

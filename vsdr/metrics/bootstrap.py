@@ -28,12 +28,18 @@ STREAM_BOOTSTRAP = 11
 
 @dataclass(frozen=True)
 class Bootstrap:
-    """How many resamples serve the MSE and the W2 intervals (0: no interval) and the
-    interval's coverage ``level``."""
+    """How many resamples serve the MSE and the W2 intervals (0: no interval), the
+    intervals' coverage ``level``, and the most test items a W2 interval is computed for
+    (``max_items_w2``: each resample is an OT solve on ~63 % of them)."""
 
     resamples: int = 1000
     resamples_w2: int = 20
     level: float = 0.95
+    max_items_w2: int = 2000
+
+    def w2_on(self, n: int) -> bool:
+        """Whether ``n`` items get a W2 interval."""
+        return self.resamples_w2 > 0 and n <= self.max_items_w2
 
     def __post_init__(self) -> None:
         if self.resamples < 0 or self.resamples_w2 < 0 or not 0.0 < self.level < 1.0:

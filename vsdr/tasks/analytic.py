@@ -147,7 +147,8 @@ class AnalyticTask(Task):
                           if bs.resamples else ("", ""))
                 row["mse_lo"], row["mse_hi"] = (lo + mmse, hi + mmse) if bs.resamples else (lo, hi)
                 idx_w2 = idx[:bs.resamples_w2]
-                if not bs.resamples_w2 or (not gaussian and len(r64) > self.w2_max_exact):
+                if not bs.resamples_w2 or (not gaussian and not (bs.w2_on(len(r64))
+                                                                  and len(r64) <= self.w2_max_exact)):
                     row["w2_lo"], row["w2_hi"] = "", ""
                 elif gaussian:
                     boot = [self._moments_w2(r64[torch.from_numpy(i)], mu, cov) for i in idx_w2]

@@ -19,7 +19,7 @@ class PointCloudTask(Task):
     """``n_test`` points of a 2D (or d-dimensional) distribution and their measurements.
     ``w2_max_exact``: exact OT up to this many points, beyond it a subsample of that size;
     ``bootstrap``: the resamples of the MSE and W2 intervals (``None``: no interval columns;
-    no W2 interval beyond ``w2_max_exact`` points)."""
+    no W2 interval beyond ``w2_max_exact`` or ``bootstrap.max_items_w2`` points)."""
 
     kind = "points"
     columns = ["dataset", "operator", "sigma", "sigma_space", "sampler", "knob", "value", "mse",
@@ -54,7 +54,7 @@ class PointCloudTask(Task):
                 sq_err = (r - test.x0).flatten(1).double().pow(2).sum(1).numpy()
                 row["mse_lo"], row["mse_hi"] = (mean_interval(sq_err, idx[:bs.resamples], bs.level)
                                                 if bs.resamples else ("", ""))
-                exact = bs.resamples_w2 > 0 and len(x0) <= self.w2_max_exact
+                exact = bs.w2_on(len(x0)) and len(x0) <= self.w2_max_exact
                 row["w2_lo"], row["w2_hi"] = (w2_interval(r.numpy(), x0, w2, idx[:bs.resamples_w2], bs.level)
                                               if exact else ("", ""))
             rows.append(row)

@@ -56,7 +56,8 @@ def plot_trajectories(trajectories: dict[float, np.ndarray], post: GaussianMixtu
     """Fig. 2: reverse trajectories ``x_T → x_0`` (``(T+1, B, 2)`` per λ) over the posterior
     density, with the MMSE point; at λ = 0 they are deterministic and end at the MMSE."""
     lams = list(trajectories)
-    fig, axes = plt.subplots(1, len(lams), figsize=(3.2 * len(lams), 3.3), sharex=True, sharey=True)
+    fig, axes = plt.subplots(1, len(lams), figsize=(3.0 * len(lams), 3.4), sharex=True, sharey=True,
+                             layout="constrained")
     allpts = np.concatenate([t.reshape(-1, 2) for t in trajectories.values()])
     lo, hi = np.percentile(allpts, 0.5, axis=0), np.percentile(allpts, 99.5, axis=0)
     center, half = (lo + hi) / 2, float(np.max(hi - lo)) / 2 + 0.3
@@ -69,11 +70,12 @@ def plot_trajectories(trajectories: dict[float, np.ndarray], post: GaussianMixtu
             ax.plot(tr[:, b, 0], tr[:, b, 1], lw=0.6, alpha=0.8)
             ax.plot(tr[-1, b, 0], tr[-1, b, 1], "o", ms=3, color="k")
         ax.plot(*mmse, "r*", ms=11, label="E[x0|y]")
-        ax.set_title(f"λ = {lam:g}", fontsize=9)
+        ax.set_title(f"λ = {lam:g}", fontsize=10)
+        ax.set_xlim(center[0] - half, center[0] + half)  # the density fills the panel
+        ax.set_ylim(center[1] - half, center[1] + half)
         ax.set_aspect("equal")
     np.atleast_1d(axes)[0].legend(fontsize=9, loc="lower left")
-    fig.suptitle(wrap_title(title, 100), fontsize=9)
-    fig.tight_layout()
+    fig.suptitle(wrap_title(title, 100), fontsize=10)
     return fig
 
 

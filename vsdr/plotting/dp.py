@@ -125,14 +125,14 @@ def plot_dp_curve(rows: Sequence[dict], perception: str = "w2", distortion: str 
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["sampler"], r["knob"]), []).append(r)
-    labels, curves, with_bars = [], [], False
+    labels, curves, barred = [], [], set()
     for (sampler, knob), pts in groups.items():
         pts = sorted(pts, key=lambda r: float(r["value"]))
         xs = [float(r[perception]) for r in pts]
         ys = [float(r[distortion]) for r in pts]
         sym = knob_symbol(knob)
         xerr, yerr = errors(pts, perception, xs), errors(pts, distortion, ys)
-        with_bars |= xerr is not None or yerr is not None
+        barred |= {c for c, e in ((distortion, yerr), (perception, xerr)) if e is not None}
         line = ax.errorbar(xs, ys, xerr=xerr, yerr=yerr, fmt="o-", ms=4, capsize=2, elinewidth=0.8,
                            label=f"{sampler}, {sym} swept")
         colour = line[0].get_color()
@@ -155,8 +155,9 @@ def plot_dp_curve(rows: Sequence[dict], perception: str = "w2", distortion: str 
     ax.set_xlabel(xlabel or f"perception: {perception.upper()} to {reference} (lower is better)",
                   fontsize=FONT)
     ax.set_ylabel(ylabel or f"distortion: {distortion.upper()} = E‖x0 − x̂‖²", fontsize=FONT)
-    if with_bars:
-        note = "bars: bootstrap intervals over the test items"
+    if barred:
+        which = " and ".join(c.upper() for c in (distortion, perception) if c in barred)
+        note = f"bars: bootstrap intervals of {which} over the test items"
         title = f"{title}\n{note}" if title else note
     ax.set_title(wrap_title(title), fontsize=SMALL)
     ax.tick_params(labelsize=SMALL)

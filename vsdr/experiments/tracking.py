@@ -3,12 +3,12 @@ own run, grouped by the sweep (``group`` = the sweep dir, ``name`` = the job num
 overrides), started when the job starts and finished when it ends, with exit code 1 (wandb
 marks the run *failed*) when the job fails.
 
-What a job tells every logger: the resolved config as hyper-parameters (``log_config``) and
-one ``eval/KNOB=VALUE/COLUMN`` metric per number of each metrics row. A wandb run also gets
-(``log_results``) the DP rows as the table ``dp_table`` (the columns of metrics.csv), one
-history step per knob value (``dp/KNOB`` with ``dp/mse``, ``dp/w2``, … plotted against it), the
-``eval/…`` keys in its summary (the run table of a sweep compares them across runs) and the
-job's PNG figures as images ``figures/NAME``. Its console is not captured unless
+What a job tells its loggers: the resolved config as hyper-parameters (``log_config``) and
+one ``eval/KNOB=VALUE/COLUMN`` value per result of each metrics row (``log_results``; CSV: a
+metric). A wandb run holds those keys in its summary (the runs table of a sweep compares them
+across runs), the DP rows as the table ``dp_table`` (the columns of metrics.csv), one
+history step per knob value (``dp/KNOB`` with ``dp/mse``, ``dp/w2``, … plotted against it) and
+the job's PNG figures as images ``figures/NAME``. Its console is not captured unless
 ``logger.console`` asks (``wrap``, ``redirect``): the run holds what the job logged, not
 progress bars."""
 from __future__ import annotations
@@ -78,7 +78,7 @@ def eval_keys(rows: Sequence[Mapping]) -> dict[str, float]:
 
 
 def log_results(logger, rows: Sequence[Mapping], columns: Sequence[str],
-                figures: Mapping[str, str | Path] = {}) -> None:  # noqa: B006 - read only
+                figures: Mapping[str, str | Path] | None = None) -> None:
     """A finished job's results to every logger: the ``eval/…`` metrics; on wandb also the DP
     table, the history per knob value, the summary keys and ``figures`` (name → PNG)."""
     keys = eval_keys(rows)
@@ -97,7 +97,7 @@ def log_results(logger, rows: Sequence[Mapping], columns: Sequence[str],
         table = wandb.Table(columns=list(columns), allow_mixed_types=True,
                             data=[[r.get(c, "") for c in columns] for r in rows])
         run.log({"dp_table": table, **{f"figures/{name}": wandb.Image(str(path))
-                                        for name, path in figures.items()}})
+                                        for name, path in (figures or {}).items()}})
         run.summary.update(keys)
 
 

@@ -68,8 +68,7 @@ def _save(fig, out: Path, stem: str) -> None:
 
     from vsdr.experiments.writer import save_figure
 
-    save_figure(fig, out / f"{stem}.png")
-    save_figure(fig, out / f"{stem}.pdf")
+    save_figure(fig, out / f"{stem}.png")  # and its PDF
     plt.close(fig)
 
 

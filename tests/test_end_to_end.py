@@ -27,12 +27,16 @@ def test_job_writes_every_file_with_finite_numbers(tmp_path, cache_dir):
     for name in ["metrics.csv", "metrics.json", "samples.npz", "reconstructions.png",
                  "dp_curve.csv", "dp_curve.png"]:
         assert (job / name).is_file() and (job / name).stat().st_size > 0, name
+    for png in job.glob("*.png"):  # every figure also as PDF
+        assert png.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-", png
     table = read_csv(job / "metrics.csv")
     assert list(table[0].keys())[:len(COLUMNS)] == COLUMNS
     assert [float(r["value"]) for r in table] == [0.0, 0.5, 1.0]
     for r in table:
         assert r["dataset"] == "pinwheel" and r["sampler"] == "ours" and r["knob"] == "lam"
         assert math.isfinite(float(r["mse"])) and math.isfinite(float(r["w2"]))
+        assert float(r["mse_lo"]) < float(r["mse"]) < float(r["mse_hi"])  # bootstrap interval
+        assert float(r["w2_lo"]) < float(r["w2"]) < float(r["w2_hi"])
         assert int(r["nfe"]) == 50
     meta = json.loads((job / "metrics.json").read_text())
     assert meta["rows"] == rows and meta["config"]["seed"] == 0 and len(meta["config_hash"]) == 12
@@ -55,7 +59,7 @@ def test_multirun_gathers_a_dp_curve(tmp_path, cache_dir):
     gathered = read_csv(sweep / "dp_curve.csv")
     assert [float(r["value"]) for r in gathered] == [0.0, 1.0]
     assert {r["job"] for r in gathered} == {"0", "1"}
-    assert (sweep / "dp_curve.png").stat().st_size > 0
+    assert (sweep / "dp_curve.png").stat().st_size > 0 and (sweep / "dp_curve.pdf").is_file()
     # one job per λ gives what one job with both λ gives (same seeds per test point)
     single = run_job(compose_cfg([*FAST, "lam=[0,1]"]), tmp_path / "single")
     assert [float(r["mse"]) for r in gathered] == [r["mse"] for r in single]

@@ -3,6 +3,8 @@ node, an optional untracked local config, several loggers at once, SLURM refused
 sentence where there is none."""
 from __future__ import annotations
 
+import csv
+import json
 import os
 import shutil
 from pathlib import Path
@@ -11,7 +13,7 @@ import pytest
 from conftest import CONF, FAST, compose_cfg, run_cli
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from wandb_reader import run_summary
+from wandb_reader import run_contents, run_summary
 
 from vsdr.experiments.preflight import launcher_problem
 
@@ -90,11 +92,19 @@ def test_local_config_is_picked_up_when_present(tmp_path):
 
 def test_logger_many_writes_csv_and_wandb_and_finishes_both(tmp_path, cache_dir):
     """Through run.py, so that wandb has flushed its run file when the process ends (read in
-    process, the exit record could still be on its way)."""
-    res = run_cli([*[a for a in FAST if a != "logger=none"], "logger=many", "hydra.run.dir=job"],
-                  cwd=tmp_path, env_extra={"VSDR_CACHE_DIR": str(cache_dir), "WANDB_MODE": "offline",
-                                           "WANDB_SILENT": "true"})
+    process, the exit record could still be on its way). The wandb run, read back from its
+    file: the resolved config as the run's config, the DP rows as a table equal to
+    dp_curve.csv, one history step per λ and per-λ summary keys, the job's figures as images,
+    and no console record although progress bars ran."""
+    import hashlib
+
+
+    args = [*[a for a in FAST if a not in ("logger=none", "progress=false")], "logger=many",
+            "progress=true", "hydra.run.dir=job"]
+    res = run_cli(args, cwd=tmp_path, env_extra={"VSDR_CACHE_DIR": str(cache_dir), "WANDB_MODE": "offline",
+                                                  "WANDB_SILENT": "true"})
     assert res.returncode == 0, res.stderr[-2000:]
+    assert "it/s" in res.stderr  # the bars ran
     job = tmp_path / "job"
     csv_metrics = list(job.glob("train/version_*/metrics.csv"))
     assert len(csv_metrics) == 1 and "train/loss" in csv_metrics[0].read_text()
@@ -102,6 +112,27 @@ def test_logger_many_writes_csv_and_wandb_and_finishes_both(tmp_path, cache_dir)
     runs = list(job.glob("wandb/offline-run-*/run-*.wandb"))
     assert len(runs) == 1
     assert run_summary(runs[0])["exit_code"] == 0  # finished
+    run, files = run_contents(runs[0]), runs[0].parent / "files"
+    meta = json.loads((job / "metrics.json").read_text())
+    assert {k: v for k, v in run["config"].items() if k != "_wandb"} == meta["config"]
+    assert run["config"]["dataset"]["name"] == "pinwheel" and run["config"]["lam"] == [0, 1]
+    assert run["output"] == []  # console capture off: no progress-bar lines, no log lines
+    with open(job / "dp_curve.csv", newline="") as f:
+        table_rows = list(csv.DictReader(f))
+    table_file = next(p for p in run["files"] if p.startswith("media/table/dp_table"))
+    table = json.loads((files / table_file).read_text())
+    assert table["columns"] == list(table_rows[0])
+    assert [[str(v) for v in row] for row in table["data"]] == [list(r.values()) for r in table_rows]
+    steps = [h for h in run["history"] if "dp/lam" in h]
+    assert [h["dp/lam"] for h in steps] == [0, 1]
+    assert [h["dp/mse"] for h in steps] == [r["mse"] for r in meta["rows"]]
+    assert {"dp/w2", "dp/mse_lo", "dp/w2_hi"} <= set(steps[0])
+    assert run["summary"]["eval/lam=1/w2"] == meta["rows"][1]["w2"]
+    for name in ("dp_curve", "reconstructions"):
+        logged = next(h for h in run["history"] if f"figures/{name}/sha256" in h)
+        png = (job / f"{name}.png").read_bytes()
+        assert logged[f"figures/{name}/sha256"] == hashlib.sha256(png).hexdigest()
+        assert (files / logged[f"figures/{name}/path"]).is_file()
 
 
 def _path_without(*commands: str) -> str:

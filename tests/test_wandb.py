@@ -31,3 +31,4 @@ def test_wandb_run_per_job_grouped_by_sweep_failed_when_job_fails(tmp_path, cach
     assert runs[0]["name"].startswith("0: ") and runs[1]["name"].startswith("1: ")
     assert runs[0]["exit_code"] == 0 and runs[1]["exit_code"] == 1  # finished; failed
     assert (sweep / "0" / "metrics.csv").is_file() and not (sweep / "1" / "metrics.csv").exists()
+

@@ -45,3 +45,33 @@ def run_summary(path: str | Path) -> dict:
         elif kind == "exit":
             info["exit_code"] = rec.exit.exit_code
     return info
+
+
+def _value(item) -> object:
+    import json
+
+    return json.loads(item.value_json)
+
+
+def _key(item) -> str:
+    return item.key or "/".join(item.nested_key)
+
+
+def run_contents(path: str | Path) -> dict:
+    """What a run file holds: ``config`` (key → value, as logged), ``history`` (one dict per
+    step, nested keys joined with ``/``), ``summary`` (the last update of each key),
+    ``files`` (paths under the run's ``files/``), ``output`` (the console records)."""
+    out = {"config": {}, "history": [], "summary": {}, "files": [], "output": []}
+    for rec in read_records(path):
+        kind = rec.WhichOneof("record_type")
+        if kind == "config":
+            out["config"].update({_key(i): _value(i) for i in rec.config.update})
+        elif kind == "history":
+            out["history"].append({_key(i): _value(i) for i in rec.history.item})
+        elif kind == "summary":
+            out["summary"].update({_key(i): _value(i) for i in rec.summary.update})
+        elif kind == "files":
+            out["files"] += [f.path for f in rec.files.files]
+        elif kind in ("output", "output_raw"):
+            out["output"].append(getattr(rec, kind).line)
+    return out

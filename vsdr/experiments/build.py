@@ -23,6 +23,7 @@ from vsdr.experiments import tracking
 from vsdr.experiments.prior import cache_path, load_or_train_prior
 from vsdr.experiments.pscgan import gan_cache_path, load_or_train_pscgan
 from vsdr.experiments.validate import lam_values, sampler_class, uses_score_network
+from vsdr.metrics.bootstrap import Bootstrap
 from vsdr.samplers.base import Sampler
 from vsdr.tasks import AnalyticTask, ImageTask, PointCloudTask, Task
 
@@ -58,6 +59,21 @@ def knob_values(cfg: DictConfig) -> list[float]:
     return [float(v) for v in values]
 
 
+def build_bootstrap(cfg: DictConfig) -> Bootstrap | None:
+    """The intervals of ``eval.bootstrap`` (MSE resamples; 0: no interval at all),
+    ``eval.bootstrap_w2`` (W2 resamples; 0: none), ``eval.interval`` (coverage) and
+    ``eval.bootstrap_w2_max_items`` (no W2 interval beyond this many test items)."""
+    ev = cfg.eval
+    resamples = int(ev.get("bootstrap", 0) or 0)
+    if resamples == 0:
+        return None
+    try:
+        return Bootstrap(resamples, int(ev.get("bootstrap_w2", 0) or 0), float(ev.get("interval", 0.95)),
+                         int(ev.get("bootstrap_w2_max_items", 2000)))
+    except ValueError as e:
+        raise ConfigError(f"eval.bootstrap / eval.bootstrap_w2 / eval.interval: {e}") from e
+
+
 def build_task(cfg: DictConfig) -> Task:
     """The task of ``dataset=``: images for an ``ImageDataset``, a closed-form posterior for
     an ``AnalyticDataset``, point clouds for any other ``PointDataset``."""
@@ -75,16 +91,17 @@ def build_task(cfg: DictConfig) -> Task:
                          fd_patch_grey=bool(ev.fd_patch_grey), chroma=bool(ev.chroma),
                          perception=ev.perception, min_size=int(ev.min_size),
                          image_rows=int(cfg.plots.image_rows),
-                         samples_per_image=int(cfg.data.get("samples_per_image", 1) or 1))
+                         samples_per_image=int(cfg.data.get("samples_per_image", 1) or 1),
+                         bootstrap=build_bootstrap(cfg))
     if isinstance(dataset, AnalyticDataset):
         return AnalyticTask(dataset, operator, sigma, space, n_test=int(cfg.data.n_test),
                             w2_max_exact=int(cfg.eval.w2_max_exact),
                             kl_max_points=int(cfg.eval.kl_max_points),
                             trajectory_lams=list(cfg.plots.trajectory_lams),
-                            trajectories=int(cfg.plots.trajectories))
+                            trajectories=int(cfg.plots.trajectories), bootstrap=build_bootstrap(cfg))
     if isinstance(dataset, PointDataset):
         return PointCloudTask(dataset, operator, sigma, space, n_test=int(cfg.data.n_test),
-                              w2_max_exact=int(cfg.eval.w2_max_exact))
+                              w2_max_exact=int(cfg.eval.w2_max_exact), bootstrap=build_bootstrap(cfg))
     raise ConfigError(f"dataset={cfg.dataset.get('name')} builds a {type(dataset).__name__}, which is "
                       "neither a PointDataset nor an ImageDataset: vsdr has no task for it")
 
@@ -150,9 +167,12 @@ def build_logger(cfg: DictConfig, job_dir: Path):
 
 
 def _one_logger(node: DictConfig, job_dir: Path):
-    extra = tracking.wandb_run_kwargs(job_dir) if tracking.is_wandb(node) else {}
-    logger = hydra.utils.instantiate(OmegaConf.to_container(node, resolve=True), save_dir=str(job_dir),
-                                     **extra)  # `name`: the logger's own
+    spec = OmegaConf.to_container(node, resolve=True)
+    extra = {}
+    if tracking.is_wandb(node):  # its console capture: logger.console (off unless asked)
+        extra = {**tracking.wandb_run_kwargs(job_dir),
+                 "settings": tracking.wandb_settings(spec.pop("console", None))}
+    logger = hydra.utils.instantiate(spec, save_dir=str(job_dir), **extra)  # `name`: the logger's own
     tracking.start(logger)
     return logger
 

@@ -26,10 +26,10 @@ def read_rows(paths: list[Path]) -> list[dict]:
 
 def gather_dp_curve(sweep_dir: str | Path) -> list[dict]:
     """Collect ``*/metrics.csv`` under ``sweep_dir`` (one level down: the job dirs), write
-    ``dp_curve.csv`` (rows sorted by sampler, knob, value) and ``dp_curve.png``."""
+    ``dp_curve.csv`` (rows sorted by sampler, knob, value) and ``dp_curve.{png,pdf}``."""
     import matplotlib.pyplot as plt
 
-    from vsdr.plotting.dp import plot_dp_curve
+    from vsdr.plotting.dp import plot_dp_curve, plural
 
     sweep_dir = Path(sweep_dir)
     merged = gather_sweep_shards(sweep_dir)  # shard jobs count through their merged table
@@ -44,7 +44,7 @@ def gather_dp_curve(sweep_dir: str | Path) -> list[dict]:
     sigmas = sorted({r["sigma"] for r in rows})
     title = (f"{', '.join(sorted({r['dataset'] for r in rows}))}, "
              f"{', '.join(sorted({r['operator'] for r in rows}))}, σ={', '.join(sigmas)} "
-             f"({rows[0].get('sigma_space', '')} units), {len(paths)} jobs")
+             f"({rows[0].get('sigma_space', '')} units), {plural(len(paths), 'job')}")
     fig = plot_dp_curve(rows, title=title)
     save_figure(fig, sweep_dir / "dp_curve.png")
     plt.close(fig)

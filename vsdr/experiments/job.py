@@ -21,7 +21,14 @@ from vsdr.diffusion.noise import sample_seeds
 from vsdr.errors import JobFault
 from vsdr.experiments import tracking
 from vsdr.experiments.build import JobParts, apply_threads, build_job, build_logger, build_score_model
-from vsdr.experiments.outputs import make_rows, metadata, write_figures, write_metadata, write_tables
+from vsdr.experiments.outputs import (
+    columns_of,
+    make_rows,
+    metadata,
+    write_figures,
+    write_metadata,
+    write_tables,
+)
 from vsdr.experiments.resume import ChunkStore, finished_rows, results_hash
 from vsdr.experiments.shards import shard_indices
 from vsdr.experiments.validate import validate_config
@@ -117,6 +124,7 @@ def run_job(cfg: DictConfig, job_dir: str | Path) -> list[dict]:
     logger = build_logger(cfg, job_dir)
     ok = False
     try:
+        tracking.log_config(logger, OmegaConf.to_container(cfg, resolve=True))
         torch.manual_seed(seed)  # a network built now is initialised from the job seed
         model, model_info = build_score_model(cfg, parts, logger)
         model = apply_precision(model, str(cfg.get("precision", "fp32")),
@@ -131,8 +139,8 @@ def run_job(cfg: DictConfig, job_dir: str | Path) -> list[dict]:
         try:
             write_tables(job_dir, task, rows, test, recon, parts.values, parts.sampler.knob, items,
                          per_image)
-            write_figures(job_dir, task, rows, test, recon, parts.values, parts.sampler.knob,
-                          parts.title, trajectory_fn(parts, model), seed)
+            figures = write_figures(job_dir, task, rows, test, recon, parts.values, parts.sampler.knob,
+                                    parts.title, trajectory_fn(parts, model), seed)
             write_metadata(job_dir, metadata(
                 task, rows, OmegaConf.to_container(cfg, resolve=True), rhash, seed, model=model_info,
                 test_items=len(full), samples_per_image=per_image, threads=threads,
@@ -143,9 +151,7 @@ def run_job(cfg: DictConfig, job_dir: str | Path) -> list[dict]:
                            "space there or choose another output dir") from e
         store.clear()
         log.info("vsdr: computed job %s (config hash %s)", job_dir, rhash)
-        for r in rows:
-            tracking.log_metrics(logger, {f"eval/{r['knob']}={r['value']:g}/{k}": float(v)
-                                          for k, v in r.items() if isinstance(v, float) and k != "value"})
+        tracking.log_results(logger, rows, columns_of(task, rows), figures)
         for note in dict.fromkeys(task.notes):  # each note once
             log.warning(note)
         ok = True

@@ -75,17 +75,21 @@ def write_tables(out_dir: Path, task: Task, rows: list[dict], test: TestSet, rec
 
 def write_figures(out_dir: Path, task: Task, rows: list[dict], test: TestSet, recon: torch.Tensor,
                   values: Sequence[float], knob: str, title: str,
-                  trajectories: TrajectoryFn | None = None, seed: int = 0) -> None:
-    """dp_curve.png (MSE against the task's perception measure) and the task's own figures."""
+                  trajectories: TrajectoryFn | None = None, seed: int = 0) -> dict[str, Path]:
+    """dp_curve.png (MSE against the task's perception measure, bootstrap intervals as bars)
+    and the task's own figures, each with its PDF beside it; returns ``{stem: PNG path}``."""
     import matplotlib.pyplot as plt
 
     from vsdr.plotting.dp import plot_dp_curve
 
     figs = task.figures(rows, test, recon, values, knob, title, trajectories, seed=seed)
     figs["dp_curve.png"] = plot_dp_curve(rows, perception=task.perception(rows), title=title)
+    written = {}
     for name, fig in figs.items():
         save_figure(fig, out_dir / name)
         plt.close(fig)
+        written[Path(name).stem] = out_dir / name
+    return written
 
 
 def metadata(task: Task, rows: list[dict], config: dict, config_hash: str, seed: int,

@@ -72,10 +72,20 @@ def write_npz(path: str | Path, **arrays: np.ndarray) -> Path:
     return atomic_write(path, _save)
 
 
-def save_figure(fig, path: str | Path, dpi: int = 130) -> Path:
+#: the formats every figure is written in: PNG to look at, PDF for a paper
+FIGURE_FORMATS = ("png", "pdf")
+
+
+def save_figure(fig, path: str | Path, dpi: int = 150) -> list[Path]:
+    """``fig`` as ``path`` with each suffix of ``FIGURE_FORMATS`` (``dp_curve.png`` →
+    ``dp_curve.png`` and ``dp_curve.pdf``), each written atomically; returns the paths."""
     path = Path(path)
-    return atomic_write(path, lambda p: fig.savefig(p, dpi=dpi, format=path.suffix[1:],
-                                                    bbox_inches="tight"))
+    out = []
+    for fmt in FIGURE_FORMATS:
+        target = path.with_suffix(f".{fmt}")
+        out.append(atomic_write(target, lambda p, fmt=fmt: fig.savefig(p, dpi=dpi, format=fmt,
+                                                                        bbox_inches="tight")))
+    return out
 
 
 def _json_default(o: object):

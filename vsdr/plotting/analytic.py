@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from vsdr.data.analytic import GaussianMixture  # noqa: E402
+from vsdr.plotting.dp import wrap_title  # noqa: E402
 
 
 def _grid(center: np.ndarray, half: float, n: int = 160):
@@ -44,8 +45,8 @@ def plot_posterior(prior: GaussianMixture, post: GaussianMixture, y: np.ndarray 
             ax.plot(*y, "r*", ms=12, label="y")
         ax.set_title(name, fontsize=9)
         ax.set_aspect("equal")
-    axes[1].legend(fontsize=8)
-    fig.suptitle(title, fontsize=9)
+    axes[1].legend(fontsize=9)
+    fig.suptitle(wrap_title(title, 100), fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -55,7 +56,8 @@ def plot_trajectories(trajectories: dict[float, np.ndarray], post: GaussianMixtu
     """Fig. 2: reverse trajectories ``x_T → x_0`` (``(T+1, B, 2)`` per λ) over the posterior
     density, with the MMSE point; at λ = 0 they are deterministic and end at the MMSE."""
     lams = list(trajectories)
-    fig, axes = plt.subplots(1, len(lams), figsize=(3.2 * len(lams), 3.3), sharex=True, sharey=True)
+    fig, axes = plt.subplots(1, len(lams), figsize=(3.0 * len(lams), 3.4), sharex=True, sharey=True,
+                             layout="constrained")
     allpts = np.concatenate([t.reshape(-1, 2) for t in trajectories.values()])
     lo, hi = np.percentile(allpts, 0.5, axis=0), np.percentile(allpts, 99.5, axis=0)
     center, half = (lo + hi) / 2, float(np.max(hi - lo)) / 2 + 0.3
@@ -68,11 +70,12 @@ def plot_trajectories(trajectories: dict[float, np.ndarray], post: GaussianMixtu
             ax.plot(tr[:, b, 0], tr[:, b, 1], lw=0.6, alpha=0.8)
             ax.plot(tr[-1, b, 0], tr[-1, b, 1], "o", ms=3, color="k")
         ax.plot(*mmse, "r*", ms=11, label="E[x0|y]")
-        ax.set_title(f"λ = {lam:g}", fontsize=9)
+        ax.set_title(f"λ = {lam:g}", fontsize=10)
+        ax.set_xlim(center[0] - half, center[0] + half)  # the density fills the panel
+        ax.set_ylim(center[1] - half, center[1] + half)
         ax.set_aspect("equal")
-    np.atleast_1d(axes)[0].legend(fontsize=7, loc="lower left")
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    np.atleast_1d(axes)[0].legend(fontsize=9, loc="lower left")
+    fig.suptitle(wrap_title(title, 100), fontsize=10)
     return fig
 
 
@@ -94,7 +97,7 @@ def plot_gaussian_theory(rows: Sequence[dict], title: str = ""):
     a2.set_ylabel("W2 to the posterior")
     for a in (a1, a2):
         a.grid(alpha=0.3)
-        a.legend(fontsize=8)
-    fig.suptitle(title, fontsize=9)
+        a.legend(fontsize=9)
+    fig.suptitle(wrap_title(title, 100), fontsize=9)
     fig.tight_layout()
     return fig

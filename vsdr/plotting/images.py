@@ -13,6 +13,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 from vsdr.data.images import to_uint8  # noqa: E402
+from vsdr.plotting.dp import wrap_title  # noqa: E402
 from vsdr.samplers import knob_symbol  # noqa: E402
 
 
@@ -49,8 +50,8 @@ def plot_image_columns(x0: Tensor, y: Tensor, columns: Sequence[tuple[str, Tenso
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
-                ax.set_title(label, fontsize=8)
-    fig.suptitle(title, fontsize=8)
+                ax.set_title(label, fontsize=9)
+    fig.suptitle(wrap_title(title, max(40, 12 * len(columns))), fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -12,21 +12,31 @@ import numpy as np  # noqa: E402
 from vsdr.samplers import knob_symbol  # noqa: E402
 
 
-def plot_point_panels(panels: Sequence[tuple[str, np.ndarray]], title: str = ""):
+def plot_point_panels(panels: Sequence[tuple[str, np.ndarray]], title: str = "", max_cols: int = 4):
     """One scatter panel per ``(name, points (n, 2))`` on shared square axes scaled to the
-    first two panels (clean and noisy); a panel named ``noisy…`` is drawn in red."""
+    first two panels (clean and noisy), in rows of at most ``max_cols`` panels, without ticks
+    (every panel has the same scale); a panel named ``noisy…`` is drawn in red."""
     n = len(panels)
-    fig, axes = plt.subplots(1, n, figsize=(2.3 * n, 2.6), sharex=True, sharey=True)
+    cols = min(n, max_cols)
+    nrows = -(-n // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(2.6 * cols, 2.8 * nrows + 0.5), squeeze=False,
+                             sharex=True, sharey=True, layout="constrained")
     lim = np.percentile(np.abs(np.concatenate([p for _, p in panels[:2]])), 99.5) * 1.1
-    for ax, (name, pts) in zip(np.atleast_1d(axes), panels):
-        ax.scatter(pts[:, 0], pts[:, 1], s=1.5, alpha=0.5, color="C3" if name.startswith("noisy") else "C0")
-        ax.set_title(name, fontsize=9)
+    flat = axes.ravel()
+    for ax, (name, pts) in zip(flat, panels):
+        ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.5, color="C3" if name.startswith("noisy") else "C0")
+        ax.set_title(name, fontsize=10)
         ax.set_xlim(-lim, lim)
         ax.set_ylim(-lim, lim)
         ax.set_aspect("equal")
-        ax.tick_params(labelsize=6)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    if title:
+        from vsdr.plotting.dp import wrap_title
+
+        fig.suptitle(wrap_title(title, 30 * cols), fontsize=10)
     return fig
 
 

@@ -13,6 +13,7 @@ from torch import Tensor
 from vsdr.data.analytic import AnalyticDataset, GaussianMixture, posterior, select
 from vsdr.diffusion.noise import STREAM_TEST, per_sample_seeds
 from vsdr.errors import ConfigError
+from vsdr.metrics.bootstrap import Bootstrap, mean_interval, normal_interval, w2_interval
 from vsdr.metrics.kl import kl_to_density
 from vsdr.metrics.w2 import empirical_w2, gaussian_w2
 from vsdr.models.exact import ExactPosterior, ExactPrior
@@ -69,7 +70,8 @@ class AnalyticTask(Task):
     """One observation of an ``AnalyticDataset``, its exact posterior and ``n_test``
     reconstructions of it per knob value. ``w2_max_exact``,
     ``kl_max_points``: limits of the empirical W2 and KL (mixtures); ``trajectory_lams`` and
-    ``trajectories``: Fig. 2's λ values and chains per λ."""
+    ``trajectories``: Fig. 2's λ values and chains per λ; ``bootstrap``: the resamples of the
+    MSE and W2 intervals (``None``: no interval columns)."""
 
     kind = "analytic"
     columns = [*Task.columns, "w2", "w2_estimator", "n", "nfe", "seed", "mmse", "mse_opt", "kl"]
@@ -78,8 +80,10 @@ class AnalyticTask(Task):
 
     def __init__(self, dataset: AnalyticDataset, operator, sigma: float, sigma_space: str = "data",
                  n_test: int = 1000, w2_max_exact: int = 5000, kl_max_points: int = 5000,
-                 trajectory_lams: Sequence[float] = (0.0, 0.3, 0.8, 1.0), trajectories: int = 8):
+                 trajectory_lams: Sequence[float] = (0.0, 0.3, 0.8, 1.0), trajectories: int = 8,
+                 bootstrap: Bootstrap | None = None):
         super().__init__(dataset, operator, sigma, sigma_space)
+        self.bootstrap = bootstrap
         self.n_test = int(n_test)
         self.w2_max_exact, self.kl_max_points = int(w2_max_exact), int(kl_max_points)
         self.trajectory_lams = [float(v) for v in trajectory_lams]
@@ -112,18 +116,21 @@ class AnalyticTask(Task):
         ``x̂`` Monte Carlo: ``mean_j ‖x̂_j − μ‖² + D*``. ``w2``: Gaussian data → closed form
         between ``N(sample mean, sample cov)`` and the posterior (``gaussian-moments``);
         mixtures → exact empirical W2 against as many exact posterior draws. ``kl``
-        (mixtures): ``KL(q̂ ‖ p(x0|y))`` by ``kl_to_density``."""
+        (mixtures): ``KL(q̂ ‖ p(x0|y))`` by ``kl_to_density``. With ``bootstrap``: ``mse_lo``,
+        ``mse_hi``, ``w2_lo``, ``w2_hi`` over resampled reconstructions (and, for mixtures, the
+        reference draws paired with them)."""
         oracle = self.oracle(seed)
         mu, cov, mmse = oracle.mean, oracle.cov, oracle.mmse
         gaussian = oracle.post.weights.numel() == 1
+        bs = self.bootstrap
+        idx = bs.indices(len(recon[0]), seed) if bs is not None else None
         rows = []
         for r in recon:
             r64 = r.reshape(len(r), -1).to(torch.float64)
-            row = {"mse": float((r64 - mu).pow(2).sum(1).mean()) + mmse}
+            err = (r64 - mu).pow(2).sum(1)
+            row = {"mse": float(err.mean()) + mmse}
             if gaussian:
-                d = r64.shape[1]
-                s_cov = torch.cov(r64.T).reshape(d, d) if len(r64) > 1 else torch.zeros(d, d)
-                row["w2"] = gaussian_w2(r64.mean(0).numpy(), s_cov.numpy(), mu.numpy(), cov.numpy())
+                row["w2"] = self._moments_w2(r64, mu, cov)
                 row["w2_estimator"] = "gaussian-moments"
                 row["kl"] = ""
             else:
@@ -135,8 +142,29 @@ class AnalyticTask(Task):
                 row["kl"] = kl_to_density(r64[:k], oracle.post.log_prob)
             row["mmse"] = mmse
             row["mse_opt"] = optimal_mse(mmse, row["w2"])
+            if bs is not None:
+                lo, hi = (mean_interval(err.numpy(), idx[:bs.resamples], bs.level)
+                          if bs.resamples else ("", ""))
+                row["mse_lo"], row["mse_hi"] = (lo + mmse, hi + mmse) if bs.resamples else (lo, hi)
+                idx_w2 = idx[:bs.resamples_w2]
+                if not bs.resamples_w2 or (not gaussian and not (bs.w2_on(len(r64))
+                                                                  and len(r64) <= self.w2_max_exact)):
+                    row["w2_lo"], row["w2_hi"] = "", ""
+                elif gaussian:
+                    boot = [self._moments_w2(r64[torch.from_numpy(i)], mu, cov) for i in idx_w2]
+                    row["w2_lo"], row["w2_hi"] = normal_interval(row["w2"], boot, bs.level)
+                else:
+                    row["w2_lo"], row["w2_hi"] = w2_interval(r64.numpy(), ref.numpy(), row["w2"],
+                                                             idx_w2, bs.level)
             rows.append(row)
         return rows
+
+    @staticmethod
+    def _moments_w2(r64: Tensor, mu: Tensor, cov: Tensor) -> float:
+        """Closed-form W2 between ``N(sample mean, sample cov)`` of ``r64`` and ``N(mu, cov)``."""
+        d = r64.shape[1]
+        s_cov = torch.cov(r64.T).reshape(d, d) if len(r64) > 1 else torch.zeros(d, d)
+        return gaussian_w2(r64.mean(0).numpy(), s_cov.numpy(), mu.numpy(), cov.numpy())
 
     def figures(self, rows, test: TestSet, recon: Tensor, values, knob: str, title: str,
                 trajectories: TrajectoryFn | None = None, seed: int = 0) -> dict:

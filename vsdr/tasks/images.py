@@ -11,8 +11,9 @@ from torch import Tensor
 
 from vsdr.diffusion.noise import STREAM_MEASUREMENT, per_sample_seeds
 from vsdr.errors import ConfigError
+from vsdr.metrics.bootstrap import Bootstrap, mean_interval
 from vsdr.metrics.frechet import PatchFrechet, PCAFrechet, chroma
-from vsdr.metrics.image import ImageMetrics
+from vsdr.metrics.image import ImageMetrics, image_mse
 from vsdr.tasks.base import Task, TestSet, TrajectoryFn
 
 #: units σ_y may be given in, and the factor that turns it into [−1, 1] units
@@ -53,7 +54,8 @@ class ImageTask(Task):
     ``min_size``: images smaller than this are nearest-up-sampled before LPIPS/FID;
     ``image_rows``: test images shown in image_grid.png; ``samples_per_image``: consecutive test
     items that are samples of one image (``data.samples_per_image``; metrics are over every
-    sample, samples_grid.png shows them side by side)."""
+    sample, samples_grid.png shows them side by side); ``bootstrap``: the resamples of the
+    MSE interval (``mse_lo``, ``mse_hi``; ``None``: none)."""
 
     kind = "images"
     columns = [*Task.columns, "psnr"]
@@ -65,8 +67,9 @@ class ImageTask(Task):
                  limit: int | None = None, n_train: int = 1500, fd_pca_k: int = 8,
                  fd_patch: int | None = None, fd_patch_grey: bool = False, chroma: bool = False,
                  perception: str | None = None, min_size: int = 32, image_rows: int = 4,
-                 samples_per_image: int = 1):
+                 samples_per_image: int = 1, bootstrap: Bootstrap | None = None):
         super().__init__(dataset, operator, sigma, sigma_space)
+        self.bootstrap = bootstrap
         self._sigma_y = sigma_in_pm1(sigma, sigma_space)
         self.metrics, self.limit, self.n_train = metrics, limit, int(n_train)
         self.fd_pca_k = int(fd_pca_k)
@@ -93,11 +96,14 @@ class ImageTask(Task):
     def evaluate(self, test: TestSet, recon: Tensor, values: Sequence[float], seed: int,
                  workdir=None) -> list[dict]:
         """One dict per knob value: MSE/PSNR/SSIM on ``[0, 1]`` images, LPIPS/FID (or their
-        stand-ins), ``fd_pca`` when a training set is there, ``fd_patch``, ``chroma``."""
+        stand-ins), ``fd_pca`` when a training set is there, ``fd_patch``, ``chroma``; with
+        ``bootstrap``, ``mse_lo`` and ``mse_hi`` (percentile interval over resampled images)."""
         x0 = test.x0
         train = self.dataset.training_set()
         fd = PCAFrechet(train.sample(self.n_train), self.fd_pca_k) if train is not None else None
         up = max(1, math.ceil(self.min_size / x0.shape[-1]))
+        bs = self.bootstrap if self.bootstrap is not None and self.bootstrap.resamples else None
+        idx = bs.indices(len(x0), seed)[:bs.resamples] if bs is not None else None
         rows = []
         for r in recon:
             row = self.metrics(x0, r, workdir=workdir, upsample=up)
@@ -107,6 +113,8 @@ class ImageTask(Task):
                 row["fd_patch"] = self.fd_patch(x0, r)
             if self.chroma:
                 row["chroma"] = chroma(r)
+            if bs is not None:
+                row["mse_lo"], row["mse_hi"] = mean_interval(image_mse(x0, r).numpy(), idx, bs.level)
             rows.append(row)
         return rows
 

@@ -193,7 +193,7 @@ def test_train_sigma_is_in_the_measurements_units():
 @pytest.mark.parametrize("overrides,match", [
     (["experiment=images_small_pscgan", "gan@sampler.gan=mlp2d"],
      "dataset=digits holds images but sampler.gan.generator .GeneratorMLP. is a network for points"),
-    (["sampler=pscgan", "gan@sampler.gan=conv_digits", "+dataset.image_size=16"],
+    (["sampler=pscgan", "gan@sampler.gan=conv_digits"],
      "dataset=pinwheel holds points but sampler.gan.generator .GeneratorConv. is a network for images"),
     (["experiment=ffhq_deblur_pscgan", "dataset.root=IMGS"],
      r"sampler.gan.ckpt is not set and dataset=ffhq has no dataset.train_root: PSCGAN needs training "

@@ -127,16 +127,17 @@ def plot_points_and_dp(name: str, job_dirs: dict[str, Path], out: Path) -> None:
 
 
 def image_jobs(operator: str = "gaussian_blur_small") -> dict[str, list[str]]:
-    """images_small (digits 16²) on one operator: ours over λ, DPS over ζ, DiffPIR over λ_D."""
+    """images_small (digits 16²) on one operator: ours over λ, DPS over ζ, DiffPIR over λ_D,
+    PSCGAN-N over N (its GAN trained for this operator and σ, cached)."""
     extra = [f"operator={operator}"] if operator != "gaussian_blur_small" else []
     return {f"digits-{operator}-{e}": [f"experiment={e}", *extra]
-            for e in ("images_small", "images_small_dps", "images_small_diffpir")}
+            for e in ("images_small", "images_small_dps", "images_small_diffpir", "images_small_pscgan")}
 
 
 def plot_images(name: str, job_dirs: dict[str, Path], out: Path) -> None:
     """Fig. 7 at CPU scale: the DP plane (MSE of [0, 1] images against the perception measure
     the jobs chose, image_eval.perception) and one image grid: clean, measurement, ours for every λ,
-    and DPS and DiffPIR each at its lowest-MSE knob value."""
+    and DPS, DiffPIR and PSCGAN each at its lowest-MSE knob value."""
     import json
 
     import torch
@@ -180,7 +181,7 @@ def plot_images(name: str, job_dirs: dict[str, Path], out: Path) -> None:
         columns += [(f"{prefix}{sym}={float(z['values'][k]):g}", torch.from_numpy(z["samples"][k]))
                     for k in picks]
     fig = plot_image_columns(torch.from_numpy(x0), torch.from_numpy(y), columns, rows=6,
-                             title=f"{title}; DPS and DiffPIR at their lowest-MSE setting")
+                             title=f"{title}; baselines at their lowest-MSE setting")
     _save(fig, out, f"{name}_grid")
 
 
@@ -205,9 +206,10 @@ FIGURES: dict[str, str | Figure] = {
                          f"trained at σ={SIGMA:g} (and retrained at σ={SIGMA2:g})",
                          robustness_jobs("pinwheel"), plot_dp),
     "images_small": Figure("Fig. 7 at CPU scale: digits 16², Gaussian deblur: ours over λ, DPS, "
-                           "DiffPIR (DP plane, image grid)", image_jobs("gaussian_blur_small"), plot_images),
+                           "DiffPIR, PSCGAN-N (DP plane, image grid)", image_jobs("gaussian_blur_small"),
+                           plot_images),
     "images_small_sr": Figure("Fig. 7 at CPU scale: digits 16², ×4 super-resolution: ours over λ, "
-                              "DPS, DiffPIR", image_jobs("super_resolution_x4"), plot_images),
+                              "DPS, DiffPIR, PSCGAN-N", image_jobs("super_resolution_x4"), plot_images),
 }
 
 

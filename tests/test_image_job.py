@@ -248,13 +248,15 @@ def test_images_small_composes_for_both_operators():
 
     for name, operator in (("images_small", "gaussian_blur"), ("images_small_sr", "super_resolution")):
         jobs = FIGURES[name].jobs
-        assert len(jobs) == 3
+        assert len(jobs) == 4
         samplers = set()
         for overrides in jobs.values():
             cfg = compose_cfg(overrides)
             assert cfg.operator.name == operator and cfg.dataset.name == "digits"
             name = sampler_class(cfg.sampler).name
             samplers.add(name)
-            if name != "ours":  # the baselines keep DPS's image conventions
+            if name in ("dps", "diffpir"):  # the score baselines keep DPS's image conventions
                 assert list(cfg.sampler.clip) == [-1.0, 1.0] and "zeta" not in cfg.sampler
-        assert samplers == {"ours", "dps", "diffpir"}
+            if name == "pscgan":  # PSCGAN's conv networks, at the digits' size
+                assert cfg.sampler.gan.generator.image_size == 16
+        assert samplers == {"ours", "dps", "diffpir", "pscgan"}

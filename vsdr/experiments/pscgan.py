@@ -19,6 +19,7 @@ from vsdr.experiments.prior import make_trainer
 from vsdr.experiments.writer import atomic_write
 from vsdr.models.cgan import ConditionalGenerator
 from vsdr.models.score import load_state_strict
+from vsdr.tasks.images import sigma_in_pm1
 from vsdr.training.pscgan_module import PSCGANModule
 from vsdr.training.score_module import RandomBatches
 
@@ -27,12 +28,14 @@ log = logging.getLogger(__name__)
 
 def train_sigma(cfg: DictConfig) -> float:
     """The σ the GAN is trained at: ``sampler.gan.train_sigma``, or the job's ``noise.sigma``
-    when that is null (set it to apply a GAN trained at one σ to data at another)."""
+    when that is null (set it to apply a GAN trained at one σ to data at another). Both are
+    read in ``noise.space`` units and returned in the units the measurements are made in
+    (images: ``[−1, 1]``; points: their own)."""
     s = cfg.sampler.gan.get("train_sigma")
     s = float(cfg.noise.sigma) if s is None else float(s)
     if s <= 0:
         raise ConfigError(f"sampler.gan.train_sigma={s:g} must be > 0: PSCGAN learns to denoise")
-    return s
+    return sigma_in_pm1(s, str(cfg.noise.get("space", "data")))
 
 
 def gan_training_key(cfg: DictConfig) -> dict:
@@ -52,22 +55,24 @@ def gan_cache_path(cfg: DictConfig) -> Path:
 
 def build_gan(cfg: DictConfig) -> tuple[torch.nn.Module, torch.nn.Module]:
     """The generator ``G(y, z)`` and the critic ``D(x, y)`` of ``sampler.gan`` (their
-    ``_target_``s: ``GeneratorMLP`` and ``CriticMLP`` on 2D data)."""
+    ``_target_``s: ``GeneratorMLP`` and ``CriticMLP`` on 2D data, ``GeneratorConv`` and
+    ``CriticConv`` on images)."""
     return (instantiate(cfg.sampler.gan.generator, "sampler.gan.generator"),
             instantiate(cfg.sampler.gan.critic, "sampler.gan.critic"))
 
 
 def train_gan(generator, critic, points, operator, sigma: float, trainer, M: int, gp_weight: float,
               adv_weight: float, lr: float, betas, batch_size: int, steps: int, seed: int,
-              ema_decay: float | None = None) -> float:
+              ema_decay: float | None = None, penalty: str = "sum") -> float:
     """Train in place on ``points`` with the Lightning ``trainer`` (one pass over ``steps``
     batches); return the wall time in seconds. With ``ema_decay`` set, the generator ends
-    holding the moving average of its weights."""
+    holding the moving average of its weights; ``penalty``: the first-moment penalty summed
+    (``sum``) or averaged (``mean``) over coordinates."""
     import lightning as L
 
     module = PSCGANModule(generator, critic, operator, sigma, M=M, gp_weight=gp_weight,
                           adv_weight=adv_weight, lr=lr, betas=tuple(betas), seed=seed,
-                          ema_decay=ema_decay)
+                          ema_decay=ema_decay, penalty_reduction=penalty)
     batches = RandomBatches(points, batch_size, steps, seed=seed)
     loader = torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False, num_workers=0)
     L.seed_everything(seed, workers=True, verbose=False)
@@ -94,6 +99,9 @@ def load_or_train_pscgan(cfg: DictConfig, dataset, operator, logger,
         info["source"] = "sampler.gan.ckpt" if ckpt else "cache"
         log.info("PSCGAN: reusing %s", path)
     else:
+        if dataset is None:
+            raise ConfigError(f"dataset={cfg.dataset.name} has no training images (dataset.train_root) "
+                              "to train PSCGAN on: give dataset.train_root=FOLDER or sampler.gan.ckpt=PATH")
         log.info("PSCGAN: no checkpoint for σ=%g, training (%s)", info["train_sigma"], path.name)
         tr = cfg.sampler.gan.train
         seconds = train_gan(
@@ -102,7 +110,8 @@ def load_or_train_pscgan(cfg: DictConfig, dataset, operator, logger,
             make_trainer(cfg.trainer, logger, cfg.progress, steps=int(tr.steps), max_steps=-1, max_epochs=1),
             M=int(tr.M), gp_weight=float(tr.gp_weight), adv_weight=float(tr.adv_weight),
             lr=float(tr.lr), betas=tr.betas, batch_size=int(tr.batch_size), steps=int(tr.steps),
-            seed=int(tr.seed), ema_decay=None if tr.get("ema_decay") is None else float(tr.ema_decay))
+            seed=int(tr.seed), ema_decay=None if tr.get("ema_decay") is None else float(tr.ema_decay),
+            penalty=str(tr.get("penalty", "sum")))
         state = torch.nn.ModuleDict({"generator": generator, "critic": critic}).state_dict()
         payload = {"state_dict": state, "training_key": gan_training_key(cfg), "train_seconds": seconds}
         atomic_write(path, lambda p: torch.save(payload, p))

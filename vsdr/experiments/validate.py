@@ -193,6 +193,32 @@ def validate_model_fits_data(cfg: DictConfig, images: bool) -> None:
                           "point network (model=mlp2d)")
 
 
+def validate_gan_fits_data(cfg: DictConfig, images: bool) -> None:
+    """PSCGAN's networks (``sampler.gan``) take the data of ``dataset=``: an image generator (its
+    constructor takes ``image_size``) for images, a point generator for points; and they can be
+    had: ``sampler.gan.ckpt`` is a file, or there are training images to train them on."""
+    gan = cfg.sampler.get("gan")
+    if gan is None:
+        return
+    gen_cls = target_of(gan.get("generator"), "sampler.gan.generator")
+    image_net = "image_size" in inspect.signature(gen_cls).parameters
+    data, net = cfg.dataset.get("name"), f"sampler.gan.generator ({getattr(gen_cls, '__name__', gen_cls)})"
+    if images and not image_net:
+        raise ConfigError(f"dataset={data} holds images but {net} is a network for points: choose "
+                          "image networks (gan@sampler.gan=conv_digits for 16×16 images, conv_ffhq)")
+    if not images and image_net:
+        raise ConfigError(f"dataset={data} holds points but {net} is a network for images: choose "
+                          "gan@sampler.gan=mlp2d")
+    ckpt = gan.get("ckpt")
+    if ckpt and not _absolute(ckpt).is_file():
+        raise ConfigError(f"sampler.gan.ckpt={_absolute(ckpt)} does not exist: PSCGAN's saved "
+                          "{generator, critic} weights are expected there")
+    if images and not ckpt and not cfg.dataset.get("train_root") and not cfg.dataset.get("generate"):
+        raise ConfigError(f"sampler.gan.ckpt is not set and dataset={data} has no dataset.train_root: "
+                          "PSCGAN needs training images (dataset.train_root=FOLDER) or its trained "
+                          "weights (sampler.gan.ckpt=PATH)")
+
+
 def _published(node: DictConfig) -> str:
     where = node.get("published")
     return f"; it is published {where}" if where else ""
@@ -295,6 +321,7 @@ def validate_config(cfg: DictConfig) -> None:
     validate_samples_per_image(cfg.data.get("samples_per_image", 1), images)
     validate_files(cfg, images)
     validate_metric_weights(cfg, images)
+    validate_gan_fits_data(cfg, images)
     if int(cfg.data.n_test) < 2:
         raise ConfigError(f"data.n_test={cfg.data.n_test} is too small: W2 needs at least 2 points")
     if int(cfg.diffusion.T) < 2:

@@ -25,6 +25,7 @@ class GeneratorMLP(nn.Module):
         if inject not in ("all", "input"):
             raise ValueError(f"generator inject={inject!r} is not one of 'all', 'input'")
         self.dim, self.z_dim, self.inject = dim, z_dim, inject
+        self.z_shape = (z_dim,)
         extra = z_dim if inject == "all" else 0
         sizes = [dim + z_dim, *hidden, dim]
         self.layers = nn.ModuleList(
@@ -55,16 +56,26 @@ class CriticMLP(nn.Module):
 
 
 class ConditionalGenerator:
-    """A trained ``G`` as the object PSCGAN's sampler consumes; counts generator passes."""
+    """A trained ``G`` as the object PSCGAN's sampler consumes; counts generator passes.
+
+    ``z_shape``: the shape of one sample's noise (the generator's ``z_shape``, else
+    ``(z_dim,)``). The network is held as ``net`` so that ``make_batch_invariant`` can wrap it
+    (``FixedShapeNet`` pads ``y`` and ``z`` alike): a sample's output then does not depend on
+    the batch it is drawn in."""
 
     is_conditional = True
 
-    def __init__(self, generator: GeneratorMLP):
-        self.generator = generator
+    def __init__(self, generator: nn.Module):
+        self.net = generator
+        self.z_shape = tuple(getattr(generator, "z_shape", (generator.z_dim,)))
         self.z_dim = generator.z_dim
         self.nfe = 0
+
+    @property
+    def generator(self) -> nn.Module:
+        return self.net
 
     def __call__(self, y: Tensor, z: Tensor) -> Tensor:
         self.nfe += 1
         with torch.no_grad():
-            return self.generator(y, z)
+            return self.net(y, z)

@@ -16,7 +16,8 @@ SIGMA_Z = Knob("sigma_z", "σz", 0.0, float("inf"), what="the scale σ_z of PSCG
 
 
 class PSCGANSampler(Sampler):
-    """``x̂ = (1/N) Σ_{n≤N} G(y, σ_z z_n)``, ``z_n ~ N(0, I)`` from sample ``b``'s own seed.
+    """``x̂ = (1/N) Σ_{n≤N} G(y, σ_z z_n)``, ``z_n ~ N(0, I)`` of shape ``model.z_shape`` (a
+    vector for 2D data, a noise map for images) from sample ``b``'s own seed.
 
     ``sweep='N'``: the knob is ``N`` (PSCGAN-N, at ``σ_z = sigma_z``, 1 by default);
     ``sweep='sigma_z'``: the knob is ``σ_z`` (PSCGAN-σz, one pass, ``N = N``, 1 by default).
@@ -46,7 +47,7 @@ class PSCGANSampler(Sampler):
             if bool((values < 0).any()):
                 raise ValueError(f"PSCGAN-σz needs σ_z >= 0; got {values.tolist()}")
             counts, sz = [self.N] * B, values
-        z = torch.cat([torch.randn((n, model.z_dim), generator=torch.Generator().manual_seed(int(s)))
+        z = torch.cat([torch.randn((n, *model.z_shape), generator=torch.Generator().manual_seed(int(s)))
                        for n, s in zip(counts, seeds)]).to(y)
         owner = torch.repeat_interleave(torch.arange(B), torch.tensor(counts)).to(y.device)
         scale = per_sample(sz.to(y)[owner], z)

@@ -17,10 +17,14 @@ def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, y: Tensor, u
     return (grad.flatten(1).norm(dim=1) - 1.0).pow(2).mean()
 
 
-def first_moment_penalty(samples: Tensor, x0: Tensor) -> Tensor:
+def first_moment_penalty(samples: Tensor, x0: Tensor, reduction: str = "sum") -> Tensor:
     """``E ‖x0 − mean_M G(y, z_m)‖²`` for ``samples`` of shape ``(B, M, …)`` (summed over
-    coordinates, averaged over the batch): drives the sample mean to ``E[x0 | y]``."""
-    return (samples.mean(dim=1) - x0).flatten(1).pow(2).sum(dim=1).mean()
+    coordinates, averaged over the batch): drives the sample mean to ``E[x0 | y]``.
+    ``reduction='mean'``: averaged over coordinates too (the MSE of PSCGAN's image code)."""
+    sq = (samples.mean(dim=1) - x0).flatten(1).pow(2)
+    if reduction not in ("sum", "mean"):
+        raise ValueError(f"reduction={reduction!r} is not one of 'sum', 'mean'")
+    return (sq.sum(dim=1) if reduction == "sum" else sq.mean(dim=1)).mean()
 
 
 class PSCGANModule(L.LightningModule):
@@ -30,7 +34,10 @@ class PSCGANModule(L.LightningModule):
         critic:    E D(G(y, z), y) − E D(x0, y) + gp_weight · GP
         generator: ‖x0 − mean_{m≤M} G(y, z_m)‖² − adv_weight · E D(G(y, z), y)
 
-    ``z ~ N(0, I)``; Adam (``lr``, ``betas``) for both networks. With ``ema_decay`` set,
+    ``z ~ N(0, I)`` of the generator's ``z_shape`` (a vector, or a noise map for images);
+    ``penalty_reduction='mean'`` averages the penalty over coordinates (the image recipe's
+    MSE, with which ``adv_weight = 1e-3``) instead of summing it. Adam (``lr``, ``betas``) for
+    both networks. With ``ema_decay`` set,
     ``generator_averaged`` (``AveragedModel``, ``vsdr.training.ema.ema_of``) holds an exponential
     moving average of the generator's weights and buffers, updated after every generator step
     (``ema ← decay · ema + (1 − decay) · θ``), and ``generator_ema`` is that network: the GAN's samples
@@ -41,8 +48,10 @@ class PSCGANModule(L.LightningModule):
     def __init__(self, generator: nn.Module, critic: nn.Module, operator, sigma: float, M: int = 8,
                  gp_weight: float = 10.0, adv_weight: float = 1e-3, lr: float = 1e-3,
                  betas: tuple[float, float] = (0.0, 0.99), seed: int = 0,
-                 ema_decay: float | None = None):
+                 ema_decay: float | None = None,
+                 penalty_reduction: str = "sum"):
         super().__init__()
+        self.penalty_reduction = penalty_reduction
         self.automatic_optimization = False
         self.generator, self.critic, self.operator = generator, critic, operator
         self.sigma, self.M, self.gp_weight, self.adv_weight = float(sigma), int(M), gp_weight, adv_weight
@@ -63,12 +72,13 @@ class PSCGANModule(L.LightningModule):
 
     def training_step(self, x0: Tensor, batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
-        B, zd = x0.shape[0], self.generator.z_dim
+        B = x0.shape[0]
+        zs = tuple(getattr(self.generator, "z_shape", (self.generator.z_dim,)))  # vector or noise map
         ax0 = self.operator.forward(x0)
         y = ax0 + self.sigma * self._randn(ax0.shape, x0)
         # critic step
         with torch.no_grad():
-            fake = self.generator(y, self._randn((B, zd), x0))
+            fake = self.generator(y, self._randn((B, *zs), x0))
         u = per_sample(torch.rand(B, generator=self.noise_gen), x0)
         gp = gradient_penalty(self.critic, x0, fake, y, u)
         loss_d = self.critic(fake, y).mean() - self.critic(x0, y).mean() + self.gp_weight * gp
@@ -77,8 +87,8 @@ class PSCGANModule(L.LightningModule):
         opt_d.step()
         # generator step: M samples per measurement
         y_rep = y.repeat_interleave(self.M, dim=0)
-        fakes = self.generator(y_rep, self._randn((B * self.M, zd), x0))
-        penalty = first_moment_penalty(fakes.view(B, self.M, *x0.shape[1:]), x0)
+        fakes = self.generator(y_rep, self._randn((B * self.M, *zs), x0))
+        penalty = first_moment_penalty(fakes.view(B, self.M, *x0.shape[1:]), x0, self.penalty_reduction)
         adv = -self.critic(fakes, y_rep).mean()
         loss_g = penalty + self.adv_weight * adv
         opt_g.zero_grad()

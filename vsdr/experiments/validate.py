@@ -22,7 +22,8 @@ from vsdr.tasks.images import PERCEPTION_COLUMNS, SIGMA_SPACES
 KNOWN_DEVICES = ("cpu", "cuda", "auto")
 #: what each enum-like key chooses between, said after the allowed values
 CHOICES_WHAT = {
-    "sampler.form": "paper puts ζ(λ)·ĉ inside the reverse-step mean, dps adds ζ·∇‖y − A x̂0‖ after the step",
+    "sampler.form": "paper puts ζ(λ)·ĉ inside the reverse-step mean, dps adds ζ·∇‖y − A x̂0‖ after the step, "
+                    "pigdm is paper with ΠGDM's covariance r_t² A Aᵀ + σ_y² I",
     "sampler.variance": "the reverse-step variance σ_t²: β_t, β̃_t or the network's learned range",
     "noise.space": "the units σ is given in",
     "image_metrics.lpips_net": "the LPIPS trunk",

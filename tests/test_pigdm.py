@@ -162,3 +162,4 @@ def test_dp_gap_summary_on_hand_computed_rows():
     assert s["mse0_over_dstar"] == pytest.approx(1.1)
     assert s["gap_mean"] == pytest.approx((0.1 + 0.2 + 0.5) / 3)
     assert s["gap_max"] == pytest.approx(0.5)
+    assert (s["mse1_over_dstar"], s["w2_end"]) == (pytest.approx(2.5), 0.0)

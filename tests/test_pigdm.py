@@ -163,3 +163,30 @@ def test_dp_gap_summary_on_hand_computed_rows():
     assert s["gap_mean"] == pytest.approx((0.1 + 0.2 + 0.5) / 3)
     assert s["gap_max"] == pytest.approx(0.5)
     assert (s["mse1_over_dstar"], s["w2_end"]) == (pytest.approx(2.5), 0.0)
+
+
+def test_pigdm_chain_on_an_isotropic_gaussian_prior_follows_theorem_1():
+    """With the exact prior score of ``N(μ, s² I)`` (d = 3, a 2×3 ``A``) and ``pigdm_prior_var
+    = s²`` the ΠGDM score is the exact posterior score, so ours ends at ``N(E[x0|y], λ Σ)``
+    (Theorem 1): at λ = 0 every chain lands next to the posterior mean, at λ = 1 the draws have the
+    posterior covariance ``Σ = (I/s² + AᵀA/σ²)⁻¹`` (closed form)."""
+    s2, sigma, n = 0.5, 0.3, 600
+    mu = torch.tensor([[1.0, -0.5, 0.2]], dtype=DT)
+    prior = GaussianMixture(torch.ones(1, dtype=DT), mu, s2 * torch.eye(3, dtype=DT)[None])
+    op = MatrixOperator(rows=2, dim=3, draw_seed=5)
+    sched = VPSchedule.linear(1000)
+    y = torch.tensor([[0.4, -0.8]], dtype=DT)
+    post = posterior(prior, op.A, sigma, y)
+    m, S = post.means[0, 0], post.covs[0]
+    sampler = VarianceScaledSampler(form="pigdm", pigdm_prior_var=s2, progress=False,
+                                    zeta={"lam": [0.0, 1.0], "value": [0.5, 0.5]})
+    lam = [0.0] * n + [1.0] * n
+    out = sampler(ExactPrior(prior, sched), y.expand(2 * n, -1), op, sigma, lam,
+                  list(range(2 * n)), sched).samples
+    x0, x1 = out[:n], out[n:]
+    # x_T is N(0, I), not N(0, 0): its trace fades along the chain but not to zero (METHOD §2)
+    assert (x0 - m).norm(dim=1).max() < 0.02 * S.trace().sqrt()
+    assert (x0.mean(0) - m).norm() < 2e-3 * S.trace().sqrt()
+    torch.testing.assert_close(x1.mean(0), m, atol=4 * (S.trace() / n).sqrt().item(), rtol=0)
+    rel = (torch.cov(x1.T) - S).norm() / S.norm()
+    assert rel < 0.15

@@ -190,3 +190,15 @@ def test_pigdm_chain_on_an_isotropic_gaussian_prior_follows_theorem_1():
     torch.testing.assert_close(x1.mean(0), m, atol=4 * (S.trace() / n).sqrt().item(), rtol=0)
     rel = (torch.cov(x1.T) - S).norm() / S.norm()
     assert rel < 0.15
+
+
+@pytest.mark.parametrize("op,x_shape", [CASES[2], CASES[3], CASES[5]], ids=["blur9", "sr2", "blur_cg"])
+def test_solve_gram_float32_agrees_with_float64(op, x_shape):
+    """The closed forms keep their eigenbases in float64 and the CG stops at 1e-5 in float32."""
+    torch.manual_seed(3)
+    y_shape = op.forward(torch.zeros(1, *x_shape, dtype=DT)).shape[1:]
+    v = torch.randn(2, *y_shape, dtype=DT)
+    ref = op.solve_gram(v, 0.9, 0.05, x_shape)
+    got = op.solve_gram(v.float(), 0.9, 0.05, x_shape)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got.double(), ref, atol=1e-4 * ref.abs().max().item(), rtol=1e-4)

@@ -109,7 +109,7 @@ def test_cli_unknown_choice_lists_the_options(group, tmp_path):
 
 
 @pytest.mark.parametrize("overrides,message", [
-    (["sampler.form=nosuch"], "sampler.form='nosuch' is not one of ['paper', 'dps'] (paper puts"),
+    (["sampler.form=nosuch"], "sampler.form='nosuch' is not one of ['paper', 'dps', 'pigdm'] (paper puts"),
     (["sampler=dps", "sampler.variance=nosuch"],
      "sampler.variance='nosuch' is not one of ['beta', 'fixed_small', 'learned_range'] (the reverse-step"),
     (["sampler.variance=learned"], "sampler.variance='learned' is now 'learned_range'"),
@@ -137,8 +137,9 @@ def test_choices_and_model_checked_with_the_config(overrides, message, tmp_path,
 
 
 @pytest.mark.parametrize("overrides,line", [
-    (["sampler.form=nosuch"], "vsdr: sampler.form='nosuch' is not one of ['paper', 'dps'] (paper puts ζ(λ)·ĉ "
-     "inside the reverse-step mean, dps adds ζ·∇‖y − A x̂0‖ after the step)"),
+    (["sampler.form=nosuch"], "vsdr: sampler.form='nosuch' is not one of ['paper', 'dps', 'pigdm'] "
+     "(paper puts ζ(λ)·ĉ inside the reverse-step mean, dps adds ζ·∇‖y − A x̂0‖ after the step, "
+     "pigdm is paper with ΠGDM's covariance r_t² A Aᵀ + σ_y² I)"),
     (["dataset=digits", "model=mlp2d"], "vsdr: dataset=digits holds images but model=mlp2d (ScoreMLP) is a "
      "network for points: choose an image network (model=adm_digits for 16×16 images, adm_small, adm_ffhq)"),
 ])

@@ -1,4 +1,5 @@
-"""The DPS likelihood term and its weight ζ(λ) (docs/METHOD.md §2, "Conditional score")."""
+"""The likelihood terms (DPS's, ΠGDM's) and their weight ζ(λ) (docs/METHOD.md §2,
+"Conditional score")."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -7,7 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-FORMS = ("paper", "dps")
+FORMS = ("paper", "dps", "pigdm")
 #: how the paper form reduces the squared residual over the ``m`` entries of ``y``
 RESIDUALS = ("sum", "mean")
 
@@ -17,27 +18,45 @@ def check_residual(form: str, residual: str) -> None:
     if residual not in RESIDUALS:
         raise ValueError(f"sampler.residual={residual!r} is not one of {RESIDUALS}")
     if residual == "mean" and form != "paper":
-        raise ValueError("sampler.residual=mean belongs to sampler.form=paper (the dps form "
-                         "takes the plain norm ‖y − A x̂0‖₂)")
+        raise ValueError(f"sampler.residual=mean belongs to sampler.form=paper (the {form} form "
+                         "takes its own norm of y − A x̂0)")
+
+
+def pigdm_r2(alpha_bar: float, prior_var: float = 1.0) -> float:
+    """ΠGDM's ``r_t²``: the variance of ``x0`` given ``x_t`` for a prior ``N(μ, s² I)``,
+    ``s² (1 − ᾱ_t)/(1 − ᾱ_t + s² ᾱ_t)`` with ``s² = prior_var``. With ``s² = 1`` it is
+    ``1 − ᾱ_t``, which is ΠGDM's ``σ_t²/(1 + σ_t²)`` for the VE noise level
+    ``σ_t² = (1 − ᾱ_t)/ᾱ_t`` of ``x_t/√ᾱ_t``."""
+    return prior_var * (1.0 - alpha_bar) / (1.0 - alpha_bar + prior_var * alpha_bar)
 
 
 def likelihood_gradient(x_t: Tensor, x0_hat: Tensor, y: Tensor, operator, form: str,
-                        residual: str = "sum") -> Tensor:
+                        residual: str = "sum", r2: float = 0.0, sigma_y: float = 1.0) -> Tensor:
     """Per-sample gradient, through the network, of the measurement residual at ``x̂0(x_t)``:
 
     - ``form='paper'``: ``∇_{x_t} ‖y − A x̂0‖²`` (squared norm, Algorithm 1); with
       ``residual='mean'`` the squared residual is averaged over the ``m`` entries of ``y``
       instead, ``∇_{x_t} ‖y − A x̂0‖²/m`` (the reconstruction under which the paper's ζ tables
       make sense, docs/METHOD.md §2),
-    - ``form='dps'``:   ``∇_{x_t} ‖y − A x̂0‖₂`` (plain norm, DPS's code).
+    - ``form='dps'``:   ``∇_{x_t} ‖y − A x̂0‖₂`` (plain norm, DPS's code),
+    - ``form='pigdm'``: ``σ_y² ∇_{x_t} (y − A x̂0)ᵀ (r2 A Aᵀ + σ_y² I)⁻¹ (y − A x̂0)`` with the
+      matrix held fixed (ΠGDM, Song et al. 2023): the vector–Jacobian product through the
+      network of ``2 σ_y² (r2 A Aᵀ + σ_y² I)⁻¹ (y − A x̂0)``, the solve by
+      ``operator.solve_gram``. At ``r2 = 0`` it is the paper form's ``∇‖y − A x̂0‖²``, so both
+      enter the score as ``−ζ·grad/σ_y²`` with the Bayes weight ``ζ = ½``.
 
     One norm per sample (DPS's code takes one over the whole batch, which couples samples).
     ``x0_hat`` must be a function of ``x_t`` in the current autograd graph; the graph is
     released by this call (``retain_graph=False``).
     """
+    check_residual(form, residual)
+    if form == "pigdm":
+        res = y - operator.forward(x0_hat)
+        w = operator.solve_gram(res.detach(), r2, sigma_y**2, tuple(x0_hat.shape[1:]))
+        (grad,) = torch.autograd.grad(res, x_t, grad_outputs=2.0 * sigma_y**2 * w)
+        return grad
     r = (y - operator.forward(x0_hat)).flatten(1)
     sq = r.pow(2).sum(dim=1)
-    check_residual(form, residual)
     if form == "paper":
         per_sample = sq / r.shape[1] if residual == "mean" else sq
     elif form == "dps":

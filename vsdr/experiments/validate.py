@@ -25,7 +25,8 @@ KNOWN_DEVICES = ("cpu", "cuda", "auto")
 PRECISIONS = ("fp32", "bf16", "fp16")
 #: what each enum-like key chooses between, said after the allowed values
 CHOICES_WHAT = {
-    "sampler.form": "paper puts ζ(λ)·ĉ inside the reverse-step mean, dps adds ζ·∇‖y − A x̂0‖ after the step",
+    "sampler.form": "paper puts ζ(λ)·ĉ inside the reverse-step mean, dps adds ζ·∇‖y − A x̂0‖ after the step, "
+                    "pigdm is paper with ΠGDM's covariance r_t² A Aᵀ + σ_y² I",
     "sampler.variance": "the reverse-step variance σ_t²: β_t, β̃_t or the network's learned range",
     "sampler.spacing": "the K times sampler.steps=K keeps: evenly spaced, or quadratic (dense near t = 0)",
     "noise.space": "the units σ is given in",

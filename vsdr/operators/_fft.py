@@ -1,9 +1,12 @@
-"""Shared pieces of the image operators: reflect-padding and its exact adjoint, and the
-optical transfer function of a small kernel on an ``H × W`` torus."""
+"""Shared pieces of the image operators: reflect-padding and its exact adjoint, the optical
+transfer function of a small kernel on an ``H × W`` torus, and the exact solve of
+``(r² A Aᵀ + σ² I) z = v`` for a separable ``A x = B_h x B_wᵀ``."""
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+from vsdr.diffusion.broadcast import per_sample
 
 
 def reflect_index(n: int, pad: int) -> Tensor:
@@ -42,3 +45,23 @@ def kernel_otf(weights: Tensor, offsets_h: Tensor, offsets_w: Tensor, h: int, w:
     c.index_put_((rows[:, None].expand_as(weights), cols[None, :].expand_as(weights)), weights,
                  accumulate=True)
     return torch.fft.fft2(c)
+
+
+def gram_eigen(b: Tensor) -> tuple[Tensor, Tensor]:
+    """Eigenvalues ``d`` and orthonormal eigenvectors ``U`` of ``B Bᵀ`` (``B`` one axis's
+    ``(m, n)`` matrix), in float64: ``B Bᵀ = U diag(d) Uᵀ``."""
+    d, u = torch.linalg.eigh(b.double() @ b.double().T)
+    return d.clamp_min(0.0), u
+
+
+def separable_gram_solve(v: Tensor, eig_h: tuple[Tensor, Tensor], eig_w: tuple[Tensor, Tensor],
+                         r2: float | Tensor, sigma2: float | Tensor) -> Tensor:
+    """``(r2 A Aᵀ + sigma2 I)⁻¹ v`` for ``A x = B_h x B_wᵀ`` per channel, exactly: ``A Aᵀ`` is
+    the Kronecker product ``(B_h B_hᵀ) ⊗ (B_w B_wᵀ)``, so in the eigenbases ``U_h``, ``U_w`` of
+    the two factors it is diagonal with entries ``d_h[a]·d_w[b]``. ``v`` is ``(B, C, m_h, m_w)``;
+    ``r2``, ``sigma2`` numbers or one value per sample ``(B,)``."""
+    (dh, uh), (dw, uw) = eig_h, eig_w
+    uh, uw = uh.to(v), uw.to(v)
+    z = torch.einsum("...ij,ia,jb->...ab", v, uh, uw)
+    z = z / (per_sample(r2, v) * (dh[:, None] * dw[None, :]).to(v) + per_sample(sigma2, v))
+    return torch.einsum("...ab,ia,jb->...ij", z, uh, uw)

@@ -11,7 +11,14 @@ from scipy.ndimage import gaussian_filter
 from torch import Tensor
 
 from vsdr.diffusion.broadcast import per_sample
-from vsdr.operators._fft import kernel_otf, reflect_pad, reflect_pad_adjoint
+from vsdr.operators._fft import (
+    gram_eigen,
+    kernel_otf,
+    reflect_index,
+    reflect_pad,
+    reflect_pad_adjoint,
+    separable_gram_solve,
+)
 from vsdr.operators.linear import LinearOperator
 
 
@@ -43,6 +50,11 @@ class GaussianBlur(LinearOperator):
         self.full_kernel = torch.from_numpy(full)
         self.kernel = torch.from_numpy(full[c - r: c + r + 1, c - r: c + r + 1].copy())
         self._otfs: dict[tuple, Tensor] = {}
+        self._eigs: dict[int, tuple[Tensor, Tensor]] = {}
+        # gaussian_filter of a delta is the outer product of its 1-D filter: g gᵀ, g = K[:, c]/√K[c, c]
+        g = self.kernel[:, r] / self.kernel[r, r].sqrt()
+        self.separable = bool(torch.allclose(torch.outer(g, g), self.kernel, rtol=1e-12, atol=1e-15))
+        self.kernel_1d = g
 
     def _weight(self, x: Tensor) -> Tensor:
         k = self.kernel.to(device=x.device, dtype=x.dtype)
@@ -54,6 +66,30 @@ class GaussianBlur(LinearOperator):
     def adjoint(self, y: Tensor) -> Tensor:
         z = F.conv_transpose2d(y, self._weight(y), groups=y.shape[1])
         return reflect_pad_adjoint(z, self.radius)
+
+    # -- ΠGDM's solve, exact: A = B ⊗ B with B one axis's reflect-pad-and-filter matrix --------
+    def axis_matrix(self, n: int) -> Tensor:
+        """``B`` ``(n, n)`` float64: reflection padding by ``r`` then the 1-D filter, so that
+        ``A x = B x Bᵀ`` per channel on an ``n × n`` image (``A = B_h ⊗ B_w`` in general)."""
+        idx = reflect_index(n, self.radius)
+        b = torch.zeros(n, n, dtype=torch.float64)
+        for k, w in enumerate(self.kernel_1d.tolist()):
+            b.index_put_((torch.arange(n), idx[k: k + n]), torch.full((n,), w, dtype=torch.float64),
+                         accumulate=True)
+        return b
+
+    def _eig(self, n: int) -> tuple[Tensor, Tensor]:
+        if n not in self._eigs:
+            self._eigs[n] = gram_eigen(self.axis_matrix(n))
+        return self._eigs[n]
+
+    def solve_gram(self, v: Tensor, r2: float | Tensor, sigma2: float | Tensor,
+                   x_shape: tuple[int, ...]) -> Tensor:
+        """``(r2 A Aᵀ + sigma2 I)⁻¹ v`` exactly (reflect padding included) through the
+        Kronecker structure of the separable kernel; conjugate gradients if it were not."""
+        if not self.separable:
+            return super().solve_gram(v, r2, sigma2, x_shape)
+        return separable_gram_solve(v, self._eig(v.shape[-2]), self._eig(v.shape[-1]), r2, sigma2)
 
     # -- the circular model of the closed-form data step ------------------------------------
     def _otf(self, h: int, w: int, like: Tensor) -> Tensor:

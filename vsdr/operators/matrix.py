@@ -35,3 +35,14 @@ class MatrixOperator(LinearOperator):
         lhs = A.T @ A + rho_b * torch.eye(A.shape[1], dtype=torch.float64)
         rhs = self.adjoint(y.double()) + rho_b[:, :, 0] * x0_hat.double()
         return torch.linalg.solve(lhs.expand(len(x0_hat), -1, -1), rhs).to(x0_hat)
+
+    def solve_gram(self, v: Tensor, r2: float | Tensor, sigma2: float | Tensor,
+                   x_shape: tuple[int, ...]) -> Tensor:
+        """``(r2 A Aᵀ + sigma2 I)⁻¹ v`` by a dense solve per sample (``k × k``)."""
+        A = self.A.to(torch.float64)
+        k = A.shape[0]
+        r2_b = torch.as_tensor(r2, dtype=torch.float64).reshape(-1, 1, 1)
+        s2_b = torch.as_tensor(sigma2, dtype=torch.float64).reshape(-1, 1, 1)
+        lhs = r2_b * (A @ A.T) + s2_b * torch.eye(k, dtype=torch.float64)
+        rhs = v.double().unsqueeze(-1)
+        return torch.linalg.solve(lhs.expand(len(v), -1, -1), rhs).squeeze(-1).to(v)

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from vsdr.diffusion.broadcast import per_sample
-from vsdr.operators._fft import kernel_otf
+from vsdr.operators._fft import gram_eigen, kernel_otf, separable_gram_solve
 from vsdr.operators.linear import LinearOperator
 
 
@@ -60,6 +60,7 @@ class SuperResolution(LinearOperator):
         self.scale = int(scale)
         self._cache: dict[tuple, Tensor] = {}
         self._otfs: dict[tuple, Tensor] = {}
+        self._eigs: dict[int, tuple[Tensor, Tensor]] = {}
 
     def _mat(self, n: int, like: Tensor) -> Tensor:
         key = (n, like.dtype, like.device)
@@ -76,6 +77,18 @@ class SuperResolution(LinearOperator):
         h, w = shape or (y.shape[-2] * self.scale, y.shape[-1] * self.scale)
         rh, rw = self._mat(h, y), self._mat(w, y)
         return torch.einsum("...ij,ih,jw->...hw", y, rh, rw)
+
+    def solve_gram(self, v: Tensor, r2: float | Tensor, sigma2: float | Tensor,
+                   x_shape: tuple[int, ...]) -> Tensor:
+        """``(r2 A Aᵀ + sigma2 I)⁻¹ v`` exactly: ``A Aᵀ = (R_h R_hᵀ) ⊗ (R_w R_wᵀ)`` is
+        diagonal in the eigenbases of the two small ``(m, m)`` factors; ``x_shape`` gives the
+        high-resolution size (its last two entries)."""
+        eig = []
+        for n in x_shape[-2:]:
+            if n not in self._eigs:
+                self._eigs[n] = gram_eigen(torch.from_numpy(resize_matrix(n, self.scale)))
+            eig.append(self._eigs[n])
+        return separable_gram_solve(v, eig[0], eig[1], r2, sigma2)
 
     # -- the circular model of the closed-form data step ------------------------------------
     def filter_taps(self) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 from vsdr.console import tqdm_options
 from vsdr.diffusion.broadcast import per_sample
 from vsdr.diffusion.checks import check_finite
-from vsdr.diffusion.guidance import FORMS, ZetaTable, check_residual, likelihood_gradient
+from vsdr.diffusion.guidance import FORMS, ZetaTable, check_residual, likelihood_gradient, pigdm_r2
 from vsdr.diffusion.noise import PerSampleNoise
 from vsdr.diffusion.schedule import SPACINGS, VPSchedule
 from vsdr.diffusion.step import variance_scaled_step
@@ -30,6 +30,9 @@ class VarianceScaledSampler(Sampler):
         paper form: score = s + ζ(λ) ĉ,   ĉ = −(1/σ_y²) ∇_{x_t} ‖y − A x̂0‖²
                     (``residual='mean'``: ‖y − A x̂0‖²/m, m the entries of y; docs/METHOD.md §2)
         dps form:   score = s − ζ(λ) (√α_t/β_t) ∇_{x_t} ‖y − A x̂0‖₂
+        pigdm form: score = s + 2ζ(λ) (∂x̂0/∂x_t)ᵀ Aᵀ (r_t² A Aᵀ + σ_y² I)⁻¹ (y − A x̂0)
+                    (ΠGDM; r_t² = s²(1−ᾱ_t)/(1−ᾱ_t+s²ᾱ_t), s² = ``pigdm_prior_var``;
+                    ζ = ½ is Bayes' weight, r_t² = 0 gives the paper form; docs/METHOD.md §2)
         x_{t−1} = (x_t + β_t score)/√α_t + √λ σ_t z          (eq. 12; z = 0 at the last step)
 
     With ``steps = K`` (``None``: all ``T``) the same loop runs on ``K`` of the ``T`` times,
@@ -73,6 +76,7 @@ class VarianceScaledSampler(Sampler):
         progress: bool = True,
         steps: int | None = None,
         spacing: str = "even",
+        pigdm_prior_var: float = 1.0,
     ):
         super().__init__(knob, progress)
         if steps is not None and (isinstance(steps, bool) or int(steps) != steps or steps < 2):
@@ -84,6 +88,9 @@ class VarianceScaledSampler(Sampler):
         if form not in FORMS:
             raise ValueError(f"sampler.form={form!r} is not one of {FORMS}")
         check_residual(form, residual)
+        if isinstance(pigdm_prior_var, bool) or not float(pigdm_prior_var) > 0:
+            raise ValueError(f"sampler.pigdm_prior_var={pigdm_prior_var!r} must be a number > 0")
+        self.pigdm_prior_var = float(pigdm_prior_var)
         self.residual = residual
         check_variance(variance)
         zeta = dict(zeta or {"lam": [0.0, 1.0], "value": [0.5, 0.5]})
@@ -125,13 +132,15 @@ class VarianceScaledSampler(Sampler):
             x0_hat = x0_from_eps(x_in, eps, ab)
             if self.clip_x0:
                 x0_hat = x0_hat.clamp(-1.0, 1.0)
-            grad = likelihood_gradient(x_in, x0_hat, y, operator, self.form, self.residual)
+            r2 = pigdm_r2(ab, self.pigdm_prior_var) if self.form == "pigdm" else 0.0
+            grad = likelihood_gradient(x_in, x0_hat, y, operator, self.form, self.residual,
+                                       r2=r2, sigma_y=sigma_y)
         if self.clip_x0:
             score = (ab**0.5 * x0_hat.detach() - x) / (1.0 - ab)
         else:
             score = -eps.detach() / (1.0 - ab) ** 0.5
         zeta_b = per_sample(zeta, x)
-        if self.form == "paper":
+        if self.form in ("paper", "pigdm"):
             return score - zeta_b * grad / sigma_y**2, v
         beta, alpha = sc["beta"], sc["alpha"]
         return score - zeta_b * (alpha**0.5 / beta) * grad, v

@@ -1,0 +1,48 @@
+"""How far analytic jobs' DP points lie from the optimum (docs/RESULTS.md §15): per job, the
+λ = 0 distortion over the MMSE, ``MSE(0)/D*``; the vertical gap of each point above the
+optimal curve, ``MSE − (D* + (√D* − W2)²)`` (``D*`` beyond ``W2 = √D*``; docs/METHOD.md §3),
+averaged and at its largest over the job's λ; and where the curve ends, ``MSE(1)/D*`` and
+``W2(1)`` (the largest knob value). Reads each job's ``metrics.csv``.
+
+    python scripts/dp_gap.py LABEL=JOB_DIR [LABEL=JOB_DIR ...]
+"""
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from vsdr.tasks.analytic import optimal_mse  # noqa: E402
+
+
+def gap_summary(rows: list[dict]) -> dict[str, float]:
+    """``rows``: one dict per knob value with ``value``, ``mse``, ``w2``, ``mmse`` (strings or
+    numbers). Returns ``mse0_over_dstar`` (at the smallest knob value), ``gap_mean``,
+    ``gap_max``, ``mse1_over_dstar`` and ``w2_end`` (at the largest)."""
+    rows = sorted(rows, key=lambda r: float(r["value"]))
+    gaps = [float(r["mse"]) - optimal_mse(float(r["mmse"]), float(r["w2"])) for r in rows]
+    return {"mse0_over_dstar": float(rows[0]["mse"]) / float(rows[0]["mmse"]),
+            "gap_mean": sum(gaps) / len(gaps), "gap_max": max(gaps),
+            "mse1_over_dstar": float(rows[-1]["mse"]) / float(rows[-1]["mmse"]),
+            "w2_end": float(rows[-1]["w2"])}
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print(__doc__)
+        return 2
+    print(f"{'job':>16} {'MSE(0)/D*':>10} {'mean gap':>9} {'max gap':>8} {'MSE(1)/D*':>10} {'W2(1)':>7}")
+    for arg in argv:
+        label, _, job = arg.rpartition("=")
+        with open(Path(job) / "metrics.csv", newline="") as f:
+            s = gap_summary(list(csv.DictReader(f)))
+        print(f"{label or job:>16} {s['mse0_over_dstar']:10.4f} {s['gap_mean']:9.4f} {s['gap_max']:8.4f}"
+              f" {s['mse1_over_dstar']:10.4f} {s['w2_end']:7.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -183,15 +183,22 @@ def validate_model_fits_data(cfg: DictConfig, images: bool) -> None:
     if not uses_score_network(cfg):
         return
     model_cls = target_of(cfg.model, "model")
-    image_net = "image_size" in inspect.signature(model_cls).parameters
-    data, model = cfg.dataset.get("name"), cfg.model.get("name")
-    net = f"model={model} ({getattr(model_cls, '__name__', model_cls)})"
+    check_network_kind(model_cls, f"model={cfg.model.get('name')}", cfg.dataset.get("name"), images,
+                       "an image network (model=adm_digits for 16×16 images, adm_small, adm_ffhq)",
+                       "a point network (model=mlp2d)")
+
+
+def check_network_kind(cls, key: str, data: str, images: bool, image_choice: str, point_choice: str) -> None:
+    """``ConfigError`` when the network class ``cls`` (given by ``key``) does not take the data
+    of ``dataset=data``: image networks are those whose constructor takes ``image_size``."""
+    image_net = "image_size" in inspect.signature(cls).parameters
+    net = f"{key} ({getattr(cls, '__name__', cls)})"
     if images and not image_net:
-        raise ConfigError(f"dataset={data} holds images but {net} is a network for points: choose an "
-                          "image network (model=adm_digits for 16×16 images, adm_small, adm_ffhq)")
+        raise ConfigError(f"dataset={data} holds images but {net} is a network for points: choose "
+                          f"{image_choice}")
     if not images and image_net:
-        raise ConfigError(f"dataset={data} holds points but {net} is a network for images: choose a "
-                          "point network (model=mlp2d)")
+        raise ConfigError(f"dataset={data} holds points but {net} is a network for images: choose "
+                          f"{point_choice}")
 
 
 def validate_gan_fits_data(cfg: DictConfig, images: bool) -> None:
@@ -201,21 +208,17 @@ def validate_gan_fits_data(cfg: DictConfig, images: bool) -> None:
     gan = cfg.sampler.get("gan")
     if gan is None:
         return
-    gen_cls = target_of(gan.get("generator"), "sampler.gan.generator")
-    image_net = "image_size" in inspect.signature(gen_cls).parameters
-    data, net = cfg.dataset.get("name"), f"sampler.gan.generator ({getattr(gen_cls, '__name__', gen_cls)})"
-    if images and not image_net:
-        raise ConfigError(f"dataset={data} holds images but {net} is a network for points: choose "
-                          "image networks (gan@sampler.gan=conv_digits for 16×16 images, conv_ffhq)")
-    if not images and image_net:
-        raise ConfigError(f"dataset={data} holds points but {net} is a network for images: choose "
-                          "gan@sampler.gan=mlp2d")
+    check_network_kind(target_of(gan.get("generator"), "sampler.gan.generator"), "sampler.gan.generator",
+                       cfg.dataset.get("name"), images,
+                       "image networks (gan@sampler.gan=conv_digits for 16×16 images, conv_ffhq)",
+                       "gan@sampler.gan=mlp2d")
     ckpt = gan.get("ckpt")
     if ckpt and not _absolute(ckpt).is_file():
         raise ConfigError(f"sampler.gan.ckpt={_absolute(ckpt)} does not exist: PSCGAN's saved "
                           "{generator, critic} weights are expected there")
     if images and not ckpt and not cfg.dataset.get("train_root") and not cfg.dataset.get("generate"):
-        raise ConfigError(f"sampler.gan.ckpt is not set and dataset={data} has no dataset.train_root: "
+        raise ConfigError(f"sampler.gan.ckpt is not set and dataset={cfg.dataset.get('name')} has no "
+                          "dataset.train_root: "
                           "PSCGAN needs training images (dataset.train_root=FOLDER) or its trained "
                           "weights (sampler.gan.ckpt=PATH)")
 

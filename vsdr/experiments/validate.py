@@ -324,8 +324,8 @@ def validate_config(cfg: DictConfig) -> None:
                           "whole number >= 1")
     validate_samples_per_image(cfg.data.get("samples_per_image", 1), images)
     validate_files(cfg, images)
+    validate_gan_fits_data(cfg, images)  # config mistakes first, then missing metric weights
     validate_metric_weights(cfg, images)
-    validate_gan_fits_data(cfg, images)
     if int(cfg.data.n_test) < 2:
         raise ConfigError(f"data.n_test={cfg.data.n_test} is too small: W2 needs at least 2 points")
     if int(cfg.diffusion.T) < 2:

@@ -93,6 +93,18 @@ def _label(r: dict) -> str:
     return name
 
 
+def mse_limit(rows: list[dict], ours_factor: float) -> float | None:
+    """The MSE axis's top: ``ours_factor`` × ours' largest MSE, raised so that every sampler
+    keeps at least its best point on the plot (with 15 % room above it)."""
+    ours = [float(r["mse"]) for r in rows if r["sampler"] == "ours"]
+    if not ours:
+        return None
+    best = {}
+    for r in rows:
+        best[r["sampler"]] = min(best.get(r["sampler"], float("inf")), float(r["mse"]))
+    return max(ours_factor * max(ours), 1.15 * max(best.values()))
+
+
 def plot_dp(name: str, job_dirs: dict[str, Path], out: Path) -> None:
     from vsdr.experiments.writer import write_csv
     from vsdr.plotting.figures import plot_dp_overlay
@@ -101,9 +113,7 @@ def plot_dp(name: str, job_dirs: dict[str, Path], out: Path) -> None:
     write_csv(out / "dp_points.csv", rows)
     sigmas = ", ".join(sorted({f"{float(r['sigma']):g}" for r in rows}))
     title = f"{name}: {rows[0]['dataset']}, denoising, σ={sigmas} (data units)"
-    ours = [float(r["mse"]) for r in rows if r["sampler"] == "ours"]
-    max_mse = 1.3 * max(ours) if ours else None
-    _save(plot_dp_overlay(rows, title, label_of=_label, max_mse=max_mse), out, name)
+    _save(plot_dp_overlay(rows, title, label_of=_label, max_mse=mse_limit(rows, 1.3)), out, name)
 
 
 def plot_points(name: str, job_dirs: dict[str, Path], out: Path) -> None:
@@ -160,8 +170,7 @@ def plot_images(name: str, job_dirs: dict[str, Path], out: Path) -> None:
                         "training digits (lower is better)",
               "fd_patch": f"perception: fd_patch, Fréchet distance of{grey} {patch}×{patch} patches to the "
                           "clean images (lower is better)"}.get(perception, f"perception: {perception}")
-    ours = [float(r["mse"]) for r in rows if r["sampler"] == "ours"]
-    _save(plot_dp_overlay(rows, title, label_of=_label, max_mse=2.0 * max(ours) if ours else None,
+    _save(plot_dp_overlay(rows, title, label_of=_label, max_mse=mse_limit(rows, 2.0),
                           perception=perception, xlabel=xlabel,
                           ylabel="distortion: MSE of [0, 1] images"), out, f"{name}_dp")
     columns, x0, y = [], None, None

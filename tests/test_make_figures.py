@@ -90,3 +90,12 @@ def test_one_worker_keeps_the_order(tmp_path, monkeypatch):
     jobs = [mf.Job(k, [], tmp_path, [Path(tmp_path / "n.pt")]) for k in ("x", "y", "z")]
     mf.run_jobs(jobs, workers=1)
     assert [key for kind, key, _ in FakeRun.log if kind == "start"] == ["x", "y", "z"]
+
+
+def test_mse_axis_keeps_each_samplers_best_point():
+    mf = load_make_figures()
+    rows = [{"sampler": "ours", "mse": m} for m in (1.0, 2.0)] + \
+        [{"sampler": "diffpir", "mse": m} for m in (9.0, 5.0)] + [{"sampler": "dps", "mse": 50.0}]
+    assert mf.mse_limit(rows, 1.3) == 1.15 * 50.0           # DPS's only point stays on the plot
+    assert mf.mse_limit(rows[:4], 1.3) == 1.15 * 5.0         # DiffPIR's best, 5.0, not 9.0
+    assert mf.mse_limit(rows[:2], 1.3) == 1.3 * 2.0 and mf.mse_limit([], 1.3) is None

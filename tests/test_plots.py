@@ -69,6 +69,27 @@ def test_titles_count_and_legends_read():
     plt.close(fig)
 
 
+def test_a_long_legend_sits_below_the_axes_and_hides_no_point():
+    """Five curves (the robustness figure): the legend goes below the axes, inside the figure,
+    clear of every plotted point; two curves keep it inside the axes."""
+    rows = [_row(s, "lam", float(v), 0.4 + 0.5 * v + 0.05 * k, 0.2 + 0.3 * v * k)
+            for k, s in enumerate(["ours", "a", "b", "c", "d"]) for v in np.linspace(0, 1, 6)]
+    fig = plot_dp_overlay(rows, "five", label_of=lambda r: r["sampler"])
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    legend, frame = ax.get_legend().get_window_extent(renderer), ax.get_window_extent(renderer)
+    assert legend.y1 <= frame.y0 and legend.y0 >= 0  # below the axes, not cut off
+    points = ax.transData.transform([(r["w2"], r["mse"]) for r in rows])
+    assert not any(legend.contains(x, y) for x, y in points)
+    plt.close(fig)
+    fig = plot_dp_overlay(_overlay_rows(), "two", label_of=lambda r: r["sampler"], max_mse=2.6)
+    fig.canvas.draw()
+    legend = fig.axes[0].get_legend().get_window_extent(fig.canvas.get_renderer())
+    assert fig.axes[0].get_window_extent(fig.canvas.get_renderer()).contains(legend.x0, legend.y0)
+    plt.close(fig)
+
+
 def test_bootstrap_intervals_drawn_as_error_bars():
     rows = [_row("ours", "lam", 0.0, 1.0, 0.4, mse_lo=0.9, mse_hi=1.2, w2_lo=0.35, w2_hi=0.5),
             _row("ours", "lam", 1.0, 2.0, 0.2, mse_lo=1.7, mse_hi=2.1, w2_lo=0.15, w2_hi=0.26)]

@@ -162,7 +162,12 @@ def plot_dp_curve(rows: Sequence[dict], perception: str = "w2", distortion: str 
     ax.set_title(wrap_title(title), fontsize=SMALL)
     ax.tick_params(labelsize=SMALL)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=SMALL)
+    entries = len(ax.get_legend_handles_labels()[1])
+    if entries > 3:  # several jobs: the legend below the axes, where it hides no point
+        ax.legend(fontsize=SMALL, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+        fig.set_size_inches(6.4, 4.8 + 0.25 * ((entries + 1) // 2))
+    else:
+        ax.legend(fontsize=SMALL)
     ax.margins(x=0.12, y=0.08)
     if xlim is not None:
         ax.set_xlim(*xlim)

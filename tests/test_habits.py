@@ -163,6 +163,29 @@ def test_slurm_check_passes_where_slurm_is(tmp_path, monkeypatch):
     assert launcher_problem(["-m", "hydra/launcher=local"]) is None
 
 
+def test_gpu_preset_on_a_cluster_without_gpus_is_one_sentence(tmp_path, monkeypatch):
+    """``hydra/launcher=slurm`` asks for a GPU; where ``sinfo`` lists no GPU the sweep stops
+    before Hydra (sbatch would refuse each job: "Invalid generic resource (gres)")."""
+    from vsdr.experiments import preflight
+
+    for c in ("sbatch", "srun"):
+        (tmp_path / c).write_text("#!/bin/sh\n")
+        (tmp_path / c).chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("VSDR_SLURM_PARTITION", raising=False)
+    gres = {"value": ["(null)"]}
+    monkeypatch.setattr(preflight, "cluster_gres", lambda partition=None: gres["value"])
+    assert launcher_problem(["-m", "hydra/launcher=slurm", "lam=0,1"]) == (
+        "hydra/launcher=slurm asks for 1 GPU(s) per node but this cluster offers none (sinfo lists its "
+        "generic resources as (null)): use hydra/launcher=slurm_cpu, or hydra.launcher.gpus_per_node=0")
+    assert launcher_problem(["-m", "hydra/launcher=slurm", "hydra.launcher.gpus_per_node=0"]) is None
+    assert launcher_problem(["-m", "hydra/launcher=slurm_cpu"]) is None  # asks for no GPU
+    gres["value"] = ["(null)", "gpu:a100:4"]
+    assert launcher_problem(["-m", "hydra/launcher=slurm"]) is None
+    gres["value"] = None  # sinfo could not tell: nothing checked
+    assert launcher_problem(["-m", "hydra/launcher=slurm"]) is None
+
+
 @pytest.mark.parametrize("argv", [["-m", "hydra/launcher=submitit_slurm"],
                                   ["--multirun", "hydra/launcher=slurm"],
                                   ["-m", "hydra/launcher=slurm_cpu"]])

@@ -104,6 +104,16 @@ def test_sweep_through_slurm_gathers_the_local_curve(tmp_path, cache_dir):
     assert "shown once" in res.stderr
 
 
+def test_gpu_preset_on_this_gpu_less_cluster_stops_before_submitting(tmp_path):
+    """The local cluster has no GPUs: ``hydra/launcher=slurm`` (1 GPU per node) is one sentence,
+    exit 2, no sweep dir (sbatch would reject every job with a traceback)."""
+    res = run_cli(["-m", "hydra/launcher=slurm", "lam=0,1", "hydra.sweep.dir=sweep"], cwd=tmp_path,
+                  env_extra={"VSDR_SLURM_PARTITION": ""})
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "offers none" in res.stderr and "hydra/launcher=slurm_cpu" in res.stderr
+    assert not (tmp_path / "sweep").exists()
+
+
 def test_image_shards_as_a_job_array_merge_bit_for_bit(blobs, tmp_path, cache_dir):  # noqa: F811
     """``-m data.shard=0,1 data.num_shards=2``: a SLURM array of two shard jobs whose merged
     table (SWEEP/merged/<hash>/) is the unsharded image job's, byte for byte."""

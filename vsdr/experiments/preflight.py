@@ -2,7 +2,9 @@
 and the launcher before any vsdr code): each returns the sentence to show, or ``None``."""
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 
 #: ``hydra/launcher=`` choices that submit to SLURM
 SLURM_LAUNCHERS = ("slurm", "slurm_cpu", "submitit_slurm")
@@ -20,8 +22,39 @@ def launcher_problem(argv: list[str]) -> str | None:
     if choice not in SLURM_LAUNCHERS:
         return None
     missing = [c for c in SLURM_COMMANDS if shutil.which(c) is None]
-    if not missing:
+    if missing:
+        return (f"hydra/launcher={choice} needs SLURM, but {' and '.join(missing)} "
+                f"{'is' if len(missing) == 1 else 'are'} not on PATH on this machine: submit from a "
+                "SLURM login node, or run the sweep here with hydra/launcher=local (or without "
+                "hydra/launcher=)")
+    if choice == "slurm" and gpus_asked(argv) > 0:
+        gres = cluster_gres(os.environ.get("VSDR_SLURM_PARTITION"))
+        if gres is not None and not any("gpu" in g for g in gres):
+            where = f"partition {os.environ['VSDR_SLURM_PARTITION']}" if os.environ.get(
+                "VSDR_SLURM_PARTITION") else "this cluster"
+            return (f"hydra/launcher=slurm asks for {gpus_asked(argv)} GPU(s) per node but {where} offers "
+                    f"none (sinfo lists its generic resources as {', '.join(sorted(set(gres))) or 'empty'}): "
+                    "use hydra/launcher=slurm_cpu, or hydra.launcher.gpus_per_node=0")
+    return None
+
+
+def gpus_asked(argv: list[str]) -> int:
+    """GPUs per node of ``hydra/launcher=slurm``: its preset's 1, or ``hydra.launcher.gpus_per_node=``."""
+    given = [a.split("=", 1)[1] for a in argv if a.startswith("hydra.launcher.gpus_per_node=")]
+    try:
+        return int(given[-1]) if given else 1
+    except ValueError:
+        return 1
+
+
+def cluster_gres(partition: str | None = None) -> list[str] | None:
+    """The generic resources (``sinfo -o %G``) of the cluster's partitions (or of one), one entry
+    per line; ``None`` when ``sinfo`` cannot tell (then nothing is checked)."""
+    cmd = ["sinfo", "-h", "-o", "%G"] + (["-p", partition] if partition else [])
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
         return None
-    return (f"hydra/launcher={choice} needs SLURM, but {' and '.join(missing)} "
-            f"{'is' if len(missing) == 1 else 'are'} not on PATH on this machine: submit from a SLURM "
-            "login node, or run the sweep here with hydra/launcher=local (or without hydra/launcher=)")
+    if out.returncode != 0:
+        return None
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()]

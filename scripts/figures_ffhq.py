@@ -137,11 +137,8 @@ def plot_settings(rows: list[dict], out: Path) -> list[Path]:
         fig = plot_dp_overlay(part, f"FFHQ {setting}: DP plane ({len({r['job'] for r in part})} jobs)",
                               perception="lpips", xlabel=f"perception: {col} (lower is better)",
                               ylabel="distortion: MSE of [0, 1] images")
-        stem = f"{part[0]['figure']}_{setting}"
-        for ext in ("png", "pdf"):
-            save_figure(fig, out / f"{stem}.{ext}")
+        written.append(save_figure(fig, out / f"{part[0]['figure']}_{setting}.png")[0])  # and its PDF
         plt.close(fig)
-        written.append(out / f"{stem}.png")
     return written
 
 

@@ -45,6 +45,16 @@ class Bootstrap:
         if self.resamples < 0 or self.resamples_w2 < 0 or not 0.0 < self.level < 1.0:
             raise ValueError(f"bootstrap resamples must be >= 0 and level in (0, 1), not {self}")
 
+    def mse_interval(self, per_item: np.ndarray, indices: np.ndarray,
+                     offset: float = 0.0) -> tuple[float, float] | tuple[str, str]:
+        """``(mse_lo, mse_hi)``: the percentile interval of the mean of ``per_item`` (one error
+        per test item) over the first ``resamples`` rows of ``indices``, shifted by ``offset``;
+        empty cells when ``resamples`` is 0."""
+        if not self.resamples:
+            return "", ""
+        lo, hi = mean_interval(per_item, indices[:self.resamples], self.level)
+        return lo + offset, hi + offset
+
     def indices(self, n: int, seed: int) -> np.ndarray:
         """The resamples of ``n`` items for job seed ``seed``: ``max(resamples, resamples_w2)``
         rows; the W2 interval uses the first ``resamples_w2``."""

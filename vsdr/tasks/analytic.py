@@ -13,7 +13,7 @@ from torch import Tensor
 from vsdr.data.analytic import AnalyticDataset, GaussianMixture, posterior, select
 from vsdr.diffusion.noise import STREAM_TEST, per_sample_seeds
 from vsdr.errors import ConfigError
-from vsdr.metrics.bootstrap import Bootstrap, mean_interval, normal_interval, w2_interval
+from vsdr.metrics.bootstrap import Bootstrap, normal_interval, w2_interval
 from vsdr.metrics.kl import kl_to_density
 from vsdr.metrics.w2 import empirical_w2, gaussian_w2
 from vsdr.models.exact import ExactPosterior, ExactPrior
@@ -143,9 +143,7 @@ class AnalyticTask(Task):
             row["mmse"] = mmse
             row["mse_opt"] = optimal_mse(mmse, row["w2"])
             if bs is not None:
-                lo, hi = (mean_interval(err.numpy(), idx[:bs.resamples], bs.level)
-                          if bs.resamples else ("", ""))
-                row["mse_lo"], row["mse_hi"] = (lo + mmse, hi + mmse) if bs.resamples else (lo, hi)
+                row["mse_lo"], row["mse_hi"] = bs.mse_interval(err.numpy(), idx, offset=mmse)
                 idx_w2 = idx[:bs.resamples_w2]
                 if not bs.resamples_w2 or (not gaussian and not (bs.w2_on(len(r64))
                                                                   and len(r64) <= self.w2_max_exact)):

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from vsdr.diffusion.noise import STREAM_MEASUREMENT, per_sample_seeds
 from vsdr.errors import ConfigError
-from vsdr.metrics.bootstrap import Bootstrap, mean_interval
+from vsdr.metrics.bootstrap import Bootstrap
 from vsdr.metrics.frechet import PatchFrechet, PCAFrechet, chroma
 from vsdr.metrics.image import ImageMetrics, image_mse
 from vsdr.tasks.base import Task, TestSet, TrajectoryFn
@@ -103,7 +103,7 @@ class ImageTask(Task):
         fd = PCAFrechet(train.sample(self.n_train), self.fd_pca_k) if train is not None else None
         up = max(1, math.ceil(self.min_size / x0.shape[-1]))
         bs = self.bootstrap if self.bootstrap is not None and self.bootstrap.resamples else None
-        idx = bs.indices(len(x0), seed)[:bs.resamples] if bs is not None else None
+        idx = bs.indices(len(x0), seed) if bs is not None else None
         rows = []
         for r in recon:
             row = self.metrics(x0, r, workdir=workdir, upsample=up)
@@ -114,7 +114,7 @@ class ImageTask(Task):
             if self.chroma:
                 row["chroma"] = chroma(r)
             if bs is not None:
-                row["mse_lo"], row["mse_hi"] = mean_interval(image_mse(x0, r).numpy(), idx, bs.level)
+                row["mse_lo"], row["mse_hi"] = bs.mse_interval(image_mse(x0, r).numpy(), idx)
             rows.append(row)
         return rows
 

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from vsdr.diffusion.noise import STREAM_MEASUREMENT, STREAM_TEST, per_sample_seeds
-from vsdr.metrics.bootstrap import Bootstrap, mean_interval, w2_interval
+from vsdr.metrics.bootstrap import Bootstrap, w2_interval
 from vsdr.metrics.distortion import mse
 from vsdr.metrics.w2 import empirical_w2
 from vsdr.tasks.base import Task, TestSet, TrajectoryFn
@@ -52,8 +52,7 @@ class PointCloudTask(Task):
             row = {"mse": mse(test.x0, r), "w2": w2, "w2_estimator": estimator}
             if bs is not None:
                 sq_err = (r - test.x0).flatten(1).double().pow(2).sum(1).numpy()
-                row["mse_lo"], row["mse_hi"] = (mean_interval(sq_err, idx[:bs.resamples], bs.level)
-                                                if bs.resamples else ("", ""))
+                row["mse_lo"], row["mse_hi"] = bs.mse_interval(sq_err, idx)
                 exact = bs.w2_on(len(x0)) and len(x0) <= self.w2_max_exact
                 row["w2_lo"], row["w2_hi"] = (w2_interval(r.numpy(), x0, w2, idx[:bs.resamples_w2], bs.level)
                                               if exact else ("", ""))

@@ -124,7 +124,8 @@ def run_job(cfg: DictConfig, job_dir: str | Path) -> list[dict]:
     logger = build_logger(cfg, job_dir)
     ok = False
     try:
-        tracking.log_config(logger, OmegaConf.to_container(cfg, resolve=True))
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        tracking.log_config(logger, resolved)
         torch.manual_seed(seed)  # a network built now is initialised from the job seed
         model, model_info = build_score_model(cfg, parts, logger)
         model = apply_precision(model, str(cfg.get("precision", "fp32")),
@@ -142,7 +143,7 @@ def run_job(cfg: DictConfig, job_dir: str | Path) -> list[dict]:
             figures = write_figures(job_dir, task, rows, test, recon, parts.values, parts.sampler.knob,
                                     parts.title, trajectory_fn(parts, model), seed)
             write_metadata(job_dir, metadata(
-                task, rows, OmegaConf.to_container(cfg, resolve=True), rhash, seed, model=model_info,
+                task, rows, resolved, rhash, seed, model=model_info,
                 test_items=len(full), samples_per_image=per_image, threads=threads,
                 sample_seconds=sample_seconds, seconds_per_step=sample_seconds / max(nfe, 1),
                 wall_seconds=time.perf_counter() - t_start))

@@ -27,12 +27,13 @@ def launcher_problem(argv: list[str]) -> str | None:
                 f"{'is' if len(missing) == 1 else 'are'} not on PATH on this machine: submit from a "
                 "SLURM login node, or run the sweep here with hydra/launcher=local (or without "
                 "hydra/launcher=)")
-    if choice == "slurm" and gpus_asked(argv) > 0:
-        gres = cluster_gres(os.environ.get("VSDR_SLURM_PARTITION"))
+    gpus = gpus_asked(argv) if choice == "slurm" else 0
+    if gpus > 0:
+        partition = os.environ.get("VSDR_SLURM_PARTITION")
+        gres = cluster_gres(partition)
         if gres is not None and not any("gpu" in g for g in gres):
-            where = f"partition {os.environ['VSDR_SLURM_PARTITION']}" if os.environ.get(
-                "VSDR_SLURM_PARTITION") else "this cluster"
-            return (f"hydra/launcher=slurm asks for {gpus_asked(argv)} GPU(s) per node but {where} offers "
+            where = f"partition {partition}" if partition else "this cluster"
+            return (f"hydra/launcher=slurm asks for {gpus} GPU(s) per node but {where} offers "
                     f"none (sinfo lists its generic resources as {', '.join(sorted(set(gres))) or 'empty'}): "
                     "use hydra/launcher=slurm_cpu, or hydra.launcher.gpus_per_node=0")
     return None

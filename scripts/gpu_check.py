@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 from omegaconf import OmegaConf  # noqa: E402
 
 from vsdr.config import instantiate  # noqa: E402
+from vsdr.diffusion.tweedie import x0_from_eps  # noqa: E402
 from vsdr.experiments.prior import MODEL_META  # noqa: E402
 from vsdr.models.precision import DTYPES, NetworkPrecision  # noqa: E402
 from vsdr.models.random_init import unzero  # noqa: E402
@@ -73,8 +74,7 @@ def guided_step(net, x: torch.Tensor, t: torch.Tensor, alpha_bar: float = 0.5) -
     and the gradient of ‖x̂0‖² with respect to ``x`` through the network."""
     x = x.detach().requires_grad_(True)
     out = net(x, t)
-    eps = out[:, : x.shape[1]]
-    x0 = (x - (1 - alpha_bar) ** 0.5 * eps) / alpha_bar ** 0.5
+    x0 = x0_from_eps(x, out[:, : x.shape[1]], alpha_bar)
     return torch.autograd.grad((x0 ** 2).sum(), x)[0]
 
 

@@ -99,6 +99,44 @@ def test_few_step_chain_by_hand():
     assert model.times == [29, 15, 0] and out.nfe == K
 
 
+@pytest.mark.parametrize("dps_scale", ["step", "time"])
+def test_few_step_dps_form_by_hand(dps_scale):
+    """K = 3 of T = 30, ``dps`` form, λ = 0: the unconditional step, then the pull
+    ``ζ w_k ∇‖y − x̂0‖`` with ``∇_x ‖y − a x‖ = −a (y − a x)/‖y − a x‖`` per row, and
+    ``w_k = 1`` (``dps_scale='step'``: DPS's one pull per step) or
+    ``w_k = (β'_k/β_{t_k}) √(α_{t_k}/α'_k)`` (``'time'``: the score of the T-step chain)."""
+    T, K, zeta = 30, 3, 0.3
+    sch = VPSchedule.linear(T=T, beta_start=0.01, beta_end=0.2)
+    c = [0.2 + 0.01 * t for t in range(T)]
+    y = torch.tensor([[0.5, -1.0], [2.0, 0.1]], dtype=DT)
+    seeds = per_sample_seeds(0, range(2))
+    sampler = VarianceScaledSampler(progress=False, steps=K, form="dps", dps_scale=dps_scale,
+                                    zeta={"lam": [0, 1], "value": [zeta, zeta]})
+    out = sampler(LinearEps(c), y, Identity(), 0.7, [0.0, 0.0], seeds, sch)
+
+    times, betas = [0, 15, 29], sch.betas.tolist()
+    ab = [float(sch.alpha_bars[t]) for t in times]
+    x = PerSampleNoise(seeds, (2,), K, dtype=DT).initial()
+    pulls = []
+    for k in (2, 1, 0):
+        t = times[k]
+        beta = 1 - ab[k] / (ab[k - 1] if k else 1.0)
+        a = (1 - math.sqrt(1 - ab[k]) * c[t]) / math.sqrt(ab[k])
+        r = y - a * x
+        grad = -a * r / r.norm(dim=1, keepdim=True)
+        w = 1.0 if dps_scale == "step" else beta / betas[t] * math.sqrt((1 - betas[t]) / (1 - beta))
+        pulls.append(w)
+        x = (x + beta * (-c[t] * x / math.sqrt(1 - ab[k]))) / math.sqrt(1 - beta) - zeta * w * grad
+    torch.testing.assert_close(out.samples, x, rtol=1e-10, atol=1e-12)
+    if dps_scale == "time":   # the first (widest) step spans 14 original steps, the last one 1
+        assert pulls[0] > 10 and pulls[2] == pytest.approx(1.0, rel=1e-12)
+
+
+def test_dps_scale_is_checked():
+    with pytest.raises(ValueError, match="sampler.dps_scale"):
+        VarianceScaledSampler(dps_scale="both")
+
+
 def test_null_and_T_steps_are_the_full_chain(setup):
     schedule, prior, y = setup
     seeds, lam = per_sample_seeds(0, range(6)), [0.0, 0.3, 1.0, 0.5, 0.2, 0.9]

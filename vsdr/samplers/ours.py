@@ -18,6 +18,9 @@ from vsdr.diffusion.tweedie import x0_from_eps
 from vsdr.diffusion.variance import check_variance, reverse_std
 from vsdr.samplers.base import Knob, Sampler, SampleResult, per_sample_knob, signal_shape
 
+#: how the ``dps`` form's pull scales on a respaced schedule (``sampler.dps_scale``)
+DPS_SCALES = ("step", "time")
+
 #: the paper's knob: the variance scale of every reverse step
 LAM = Knob("lam", "λ", 0.0, 1.0,
            what="the variance scale of every reverse step (0: MMSE, 1: posterior sample)")
@@ -42,6 +45,11 @@ class VarianceScaledSampler(Sampler):
     ``β'_k = 1 − ᾱ_{t_k}/ᾱ_{t_{k−1}}``, ``α'_k = 1 − β'_k``, ``ᾱ_{t_k}`` and ``σ'_k``, and the
     network is called at its own time ``t_k``. λ = 0 is the deterministic mean path on the
     sub-sequence, λ = 1 ancestral (DDPM) sampling with the sub-sequence's β' (docs/METHOD.md §2).
+    The ``dps`` form's ``√α_t/β_t`` is the respaced one with ``dps_scale='step'`` (DPS's code:
+    one pull ``ζ ∇‖y − A x̂0‖₂`` per step taken, so K steps pull K times) or the original
+    schedule's at ``t_k`` with ``dps_scale='time'`` (the term read as a score of the T-step
+    chain: a step that spans ``t_{k−1} < t ≤ t_k`` pulls ``ζ (β'_k/β_{t_k}) √(α_{t_k}/α'_k)``
+    times the gradient, about ``t_k − t_{k−1}`` pulls). Both are the same chain when K = T.
 
     ``σ_t`` (``vsdr.diffusion.variance.reverse_std``): ``variance='beta'`` √β_t (the paper),
     ``'fixed_small'`` √β̃_t (DDPM's posterior variance), ``'learned_range'`` the network's own
@@ -77,6 +85,7 @@ class VarianceScaledSampler(Sampler):
         steps: int | None = None,
         spacing: str = "even",
         pigdm_prior_var: float = 1.0,
+        dps_scale: str = "step",
     ):
         super().__init__(knob, progress)
         if steps is not None and (isinstance(steps, bool) or int(steps) != steps or steps < 2):
@@ -85,6 +94,9 @@ class VarianceScaledSampler(Sampler):
         if spacing not in SPACINGS:
             raise ValueError(f"sampler.spacing={spacing!r} is not one of {SPACINGS}")
         self.spacing = spacing
+        if dps_scale not in DPS_SCALES:
+            raise ValueError(f"sampler.dps_scale={dps_scale!r} is not one of {DPS_SCALES}")
+        self.dps_scale = dps_scale
         if form not in FORMS:
             raise ValueError(f"sampler.form={form!r} is not one of {FORMS}")
         check_residual(form, residual)
@@ -105,14 +117,16 @@ class VarianceScaledSampler(Sampler):
         return self.score_and_v(model, x, i, y, operator, sigma_y, zeta, schedule)[0]
 
     def score_and_v(self, model, x: Tensor, i: int, y: Tensor, operator, sigma_y: float,
-                    zeta: Tensor, schedule: VPSchedule,
-                    t: int | None = None) -> tuple[Tensor, Tensor | None]:
+                    zeta: Tensor, schedule: VPSchedule, t: int | None = None,
+                    original: VPSchedule | None = None) -> tuple[Tensor, Tensor | None]:
         """The conditional score and, with ``variance='learned_range'``, the network's variance
         channels ``v`` (detached; ``None`` otherwise). With ``clip_x0`` Tweedie's ``x̂0`` is
         clipped to ``[−1, 1]`` (as DPS does) and the prior score is the one of the clipped
         estimate, ``s = (√ᾱ_t x̂0 − x_t)/(1 − ᾱ_t)``; the likelihood term sees it too.
         ``schedule.at(i)`` gives the step's scalars; the model is called at time ``t``
-        (``None``: ``i``; a respaced schedule's step ``k`` calls it at ``t_k``)."""
+        (``None``: ``i``; a respaced schedule's step ``k`` calls it at ``t_k``); ``original``:
+        the T-step schedule a respaced ``schedule`` came from (``dps_scale='time'`` reads the
+        ``dps`` form's ``√α_t/β_t`` from it at ``t``)."""
         t = i if t is None else t
         if getattr(model, "is_conditional", False):
             with torch.no_grad():
@@ -142,6 +156,8 @@ class VarianceScaledSampler(Sampler):
         zeta_b = per_sample(zeta, x)
         if self.form in ("paper", "pigdm"):
             return score - zeta_b * grad / sigma_y**2, v
+        if self.dps_scale == "time" and original is not None:
+            sc = original.at(t)
         beta, alpha = sc["beta"], sc["alpha"]
         return score - zeta_b * (alpha**0.5 / beta) * grad, v
 
@@ -162,7 +178,7 @@ class VarianceScaledSampler(Sampler):
 
         lam = per_sample_knob(knob, seeds, y.shape[0], "λ")
         times: list[int] | None = None  # network time of each step; None: the step index itself
-        T = schedule.T
+        T, original = schedule.T, schedule
         if self.steps is not None and self.steps != T:
             schedule, times = schedule.respace(self.steps, self.spacing)
         shape = signal_shape(y, operator) if x_T is None else x_T.shape[1:]
@@ -176,7 +192,8 @@ class VarianceScaledSampler(Sampler):
         steps = range(schedule.T - 1, -1, -1)
         for i in tqdm(steps, desc="sampling", **tqdm_options(self.progress)):
             t = i if times is None else times[i]
-            score, v = self.score_and_v(model, x, i, y, operator, sigma_y, zeta, schedule, t)
+            score, v = self.score_and_v(model, x, i, y, operator, sigma_y, zeta, schedule, t,
+                                        original)
             z = noise.next().to(x) if i > 0 else None
             sigma = reverse_std(schedule, i, self.variance, v)
             sc = schedule.at(i)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -22,12 +23,16 @@ sys.path.insert(0, str(ROOT))
 
 SIGMA = 0.75       # the default noise level (conf/noise/gaussian.yaml)
 SIGMA2 = 0.5       # the second level: no retraining of the score network
+#: the 2D sweeps call the network on 2048-row blocks instead of model=mlp2d's 256: their
+#: 6,000–11,000 rows per step run ~1.6× faster (docs/RESULTS.md §9), and on one thread the
+#: MLP's rows come out bit-identical for either block (the figures do not change)
+BLOCKS_2D = "data.net_batch=2048"
 
 
 def jobs_for(dataset: str, sigma: float = SIGMA) -> dict[str, list[str]]:
     """The jobs of one DP plane: ours, PSCGAN-N, PSCGAN-σz, DPS, DiffPIR, interpolation (ours and
     the interpolation run the ζ(λ) tuned for the data set and σ, conf/tuned/)."""
-    base = [f"dataset={dataset}", f"noise.sigma={sigma}"]
+    base = [f"dataset={dataset}", f"noise.sigma={sigma}", BLOCKS_2D]
     return {f"{dataset}-{sigma}-{e}": [f"experiment={e}", *base]
             for e in ("ours_lam", "pscgan_n", "pscgan_sigmaz", "dps_zeta", "diffpir_lambda", "interp_s")}
 
@@ -35,7 +40,7 @@ def jobs_for(dataset: str, sigma: float = SIGMA) -> dict[str, list[str]]:
 def robustness_jobs(dataset: str = "pinwheel") -> dict[str, list[str]]:
     """At SIGMA2: ours (same network, the ζ(λ) tuned for SIGMA2), PSCGAN trained at SIGMA
     applied there, and PSCGAN retrained at SIGMA2 (the reference it would need)."""
-    base = [f"dataset={dataset}", f"noise.sigma={SIGMA2}"]
+    base = [f"dataset={dataset}", f"noise.sigma={SIGMA2}", BLOCKS_2D]
     return {
         f"{dataset}-{SIGMA2}-ours_lam": ["experiment=ours_lam", *base],
         f"{dataset}-{SIGMA2}-pscgan_n-trained{SIGMA}": ["experiment=pscgan_n", *base,
@@ -222,22 +227,28 @@ FIGURES: dict[str, str | Figure] = {
 }
 
 
+#: overrides of the single-job entries (pinwheel_dp is then fig5's ours_lam job: run once)
+EXTRA = {"pinwheel_dp": [BLOCKS_2D]}
+
+
 @dataclass
 class Job:
     key: str
     overrides: list[str]
     out: Path
     networks: list[Path]   # the network files it trains when missing (network_files)
+    results: str = ""      # results_hash of its config: equal hashes, equal results
 
 
-def job_networks(overrides: list[str]) -> list[Path]:
+def job_plan(overrides: list[str]) -> tuple[list[Path], str]:
     """``network_files`` of the job's composed config (paths as the job, started in ROOT,
-    resolves them)."""
+    resolves them) and its ``results_hash``."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     import vsdr  # noqa: F401 - registers the config resolvers
     from vsdr.experiments.build import network_files
+    from vsdr.experiments.resume import results_hash
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
@@ -245,18 +256,60 @@ def job_networks(overrides: list[str]) -> list[Path]:
     cwd = os.getcwd()
     os.chdir(ROOT)
     try:
-        return [Path(p).resolve() for p in network_files(cfg)]
+        return [Path(p).resolve() for p in network_files(cfg)], results_hash(cfg)
     finally:
         os.chdir(cwd)
 
 
+def start_rank(job: Job) -> tuple[bool, bool]:
+    """Sort key of the start order: jobs that train a missing network, then image jobs."""
+    trains = any(not p.is_file() for p in job.networks)
+    return (not trains, not any(o.startswith("experiment=images") for o in job.overrides))
+
+
+def job_networks(overrides: list[str]) -> list[Path]:
+    """The network files the job trains when they are missing."""
+    return job_plan(overrides)[0]
+
+
+def split_duplicates(jobs: list[Job]) -> tuple[list[Job], dict[str, Job]]:
+    """The jobs to run (the first of each ``results`` hash) and, for each other job, the one
+    whose results it will copy (e.g. ``pinwheel_dp`` is fig5's pinwheel ``ours_lam`` job)."""
+    first: dict[str, Job] = {}
+    run, copy = [], {}
+    for job in jobs:
+        if job.results and job.results in first:
+            copy[job.key] = first[job.results]
+            continue
+        if job.results:
+            first[job.results] = job
+        run.append(job)
+    return run, copy
+
+
+def copy_results(src: Job, dst: Job) -> None:
+    """``dst``'s folder as a copy of ``src``'s (same results config, so the same files)."""
+    shutil.copytree(src.out, dst.out, dirs_exist_ok=True)
+    (dst.out / "make_figures.log").write_text(f"same results config as job {src.key} "
+                                              f"({src.results}): copied from {src.out}\n")
+
+
+def job_command(job: Job) -> list[str]:
+    """``run.py`` with the job's overrides. A job whose networks are all cached trains nothing,
+    so it runs with ``logger=none``: the Lightning training log would hold only a copy of
+    ``metrics.csv``, and not loading Lightning saves seconds per job (the results do not
+    depend on the logger)."""
+    trains = any(not p.is_file() for p in job.networks)
+    return [sys.executable, str(ROOT / "run.py"), *job.overrides, f"hydra.run.dir={job.out}",
+            "progress=false", *([] if trains else ["logger=none"])]
+
+
 def start_job(job: Job) -> subprocess.Popen:
-    """``run.py`` for ``job`` in the background, its output to ``OUT/make_figures.log``."""
+    """``job_command`` in the background, its output to ``OUT/make_figures.log``."""
     job.out.mkdir(parents=True, exist_ok=True)
     log = open(job.out / "make_figures.log", "w")
-    return subprocess.Popen([sys.executable, str(ROOT / "run.py"), *job.overrides,
-                             f"hydra.run.dir={job.out}", "progress=false"], cwd=ROOT, env=JOB_ENV,
-                            stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(job_command(job), cwd=ROOT, env=JOB_ENV, stdout=log,
+                            stderr=subprocess.STDOUT)
 
 
 def run_jobs(jobs: list[Job], workers: int) -> dict[str, bool]:
@@ -308,7 +361,7 @@ def main() -> int:
     jobs: dict[str, Job] = {}
     for name in names:
         spec = FIGURES[name]
-        entries = {name: [f"experiment={name}"]} if isinstance(spec, str) else spec.jobs
+        entries = {name: [f"experiment={name}", *EXTRA.get(name, [])]} if isinstance(spec, str) else spec.jobs
         for key, overrides in entries.items():
             out = out_root / name if isinstance(spec, str) else out_root / "jobs" / key
             if key in jobs:
@@ -316,12 +369,19 @@ def main() -> int:
             if args.reuse and (out / "metrics.json").is_file():
                 print(f"   job {key}: reused", flush=True)
                 continue
-            jobs[key] = Job(key, overrides, out, job_networks(overrides))
-    # image jobs first: their network is the longest training and their jobs the longest runs
-    order = sorted(jobs.values(), key=lambda j: not any(o.startswith("experiment=images")
-                                                          for o in j.overrides))
-    print(f"== {len(order)} jobs for {names}, {args.jobs} at a time", flush=True)
+            jobs[key] = Job(key, overrides, out, *job_plan(overrides))
+    # the jobs that train a network first (longest first: the digits ADM, then the GANs), then
+    # the image jobs (the longest runs), so that short jobs fill the end
+    order = sorted(jobs.values(), key=start_rank)
+    order, copies = split_duplicates(order)
+    print(f"== {len(order)} jobs for {names}, {args.jobs} at a time"
+          + (f" ({len(copies)} more share a results config and are copied)" if copies else ""), flush=True)
     ok_job = run_jobs(order, max(1, args.jobs))
+    for key, src in copies.items():
+        ok_job[key] = ok_job.get(src.key, False)
+        if ok_job[key]:
+            copy_results(src, jobs[key])
+            print(f"   job {key}: copied from {src.key} (same results config)", flush=True)
     failed = []
     for name in names:
         spec = FIGURES[name]

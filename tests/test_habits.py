@@ -202,3 +202,16 @@ def test_deprecation_warnings_from_vsdr_fail_the_tests_and_libraries_stay_quiet(
     with pytest.raises(DeprecationWarning, match="old API"):
         warnings.warn_explicit("old API", DeprecationWarning, "vsdr/metrics/x.py", 1, module="vsdr.metrics.x")
     warnings.warn_explicit("old API", DeprecationWarning, "scipy/linalg/x.py", 1, module="scipy.linalg.x")
+
+
+def test_a_job_loads_lightning_and_pot_only_when_it_needs_them():
+    """Imports cost seconds per job (Lightning ~3 s, POT with scikit-learn ~2 s on this CPU,
+    34 jobs in ``make figures``): the job module imports neither; training and W2 import
+    them where they run."""
+    import subprocess
+    import sys
+
+    code = ("import sys, vsdr.experiments.job, vsdr.training, vsdr.metrics; "
+            "print(sorted(m for m in ('lightning', 'ot', 'sklearn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -99,3 +99,46 @@ def test_mse_axis_keeps_each_samplers_best_point():
     assert mf.mse_limit(rows, 1.3) == 1.15 * 50.0           # DPS's only point stays on the plot
     assert mf.mse_limit(rows[:4], 1.3) == 1.15 * 5.0         # DiffPIR's best, 5.0, not 9.0
     assert mf.mse_limit(rows[:2], 1.3) == 1.3 * 2.0 and mf.mse_limit([], 1.3) is None
+
+
+def test_jobs_with_one_results_config_run_once_and_are_copied(tmp_path):
+    """``pinwheel_dp`` composes to the same results config as fig5's pinwheel ``ours_lam`` job
+    (the same 11 λ of ours): ``make figures`` runs one and copies its folder to the other."""
+    mf = load_make_figures()
+    fig5 = mf.jobs_for("pinwheel")["pinwheel-0.75-ours_lam"]
+    same = mf.job_plan(["experiment=pinwheel_dp", *mf.EXTRA["pinwheel_dp"]])[1]
+    other = mf.jobs_for("pinwheel", 0.5)["pinwheel-0.5-ours_lam"]
+    assert same == mf.job_plan(fig5)[1] != mf.job_plan(other)[1]
+    a = mf.Job("a", [], tmp_path / "a", [], "h1")
+    jobs = [a, mf.Job("b", [], tmp_path / "b", [], "h2"), mf.Job("c", [], tmp_path / "c", [], "h1"),
+            mf.Job("d", [], tmp_path / "d", [], "")]
+    run, copies = mf.split_duplicates(jobs)
+    assert [j.key for j in run] == ["a", "b", "d"] and copies == {"c": a}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "metrics.csv").write_text("mse\n1.0\n")
+    mf.copy_results(a, jobs[2])
+    assert (tmp_path / "c" / "metrics.csv").read_text() == "mse\n1.0\n"
+    assert "copied from" in (tmp_path / "c" / "make_figures.log").read_text()
+
+
+def test_a_job_that_trains_nothing_runs_without_the_lightning_logger(tmp_path):
+    mf = load_make_figures()
+    net = tmp_path / "net.pt"
+    job = mf.Job("j", ["dataset=moons"], tmp_path / "j", [net])
+    assert "logger=none" not in mf.job_command(job)   # it trains the network: its log is kept
+    net.write_text("net")
+    cmd = mf.job_command(job)
+    assert cmd[-1] == "logger=none" and "dataset=moons" in cmd and f"hydra.run.dir={job.out}" in cmd
+
+
+def test_jobs_that_train_start_first_then_image_jobs(tmp_path):
+    mf = load_make_figures()
+    have, missing = tmp_path / "have.pt", tmp_path / "missing.pt"
+    have.write_text("net")
+    jobs = [mf.Job("2d-cached", ["experiment=ours_lam"], tmp_path, [have]),
+            mf.Job("img-cached", ["experiment=images_small_dps"], tmp_path, [have]),
+            mf.Job("2d-trains", ["experiment=pscgan_n"], tmp_path, [missing]),
+            mf.Job("img-trains", ["experiment=images_small"], tmp_path, [missing]),
+            mf.Job("closed-form", ["experiment=gaussian_theory"], tmp_path, [])]
+    assert [j.key for j in sorted(jobs, key=mf.start_rank)] == \
+        ["img-trains", "2d-trains", "img-cached", "2d-cached", "closed-form"]

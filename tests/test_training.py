@@ -147,3 +147,40 @@ def test_preconditioned_eps_with_learned_variance_keeps_the_variance_channels():
     ab = schedule.alpha_bars[t].float().view(-1, 1, 1, 1)
     c_in = 1 / ((1 - ab) / ab + 0.49).sqrt()
     torch.testing.assert_close(both[:, 3:], -(x / ab.sqrt()) * c_in)
+
+
+class _LogsEveryStep(ScoreMatchingModule):
+    """Lightning's plain pattern: ``self.log`` on every step."""
+
+    def training_step(self, batch, batch_idx):
+        loss = self.loss(batch)
+        self.log("train/loss", loss, on_step=True, on_epoch=False)
+        return loss
+
+
+def _logged(module_cls, tmp_path, name):
+    from lightning.pytorch.loggers import CSVLogger
+
+    torch.manual_seed(0)
+    schedule = VPSchedule.linear(T=50)
+    module = module_cls(ScoreMLP(), schedule, seed=0)
+    loader = torch.utils.data.DataLoader(RandomBatches(Pinwheel().sample(500, seed=0), 64, 23),
+                                         batch_size=None)
+    trainer = L.Trainer(max_steps=23, accelerator="cpu", log_every_n_steps=5,
+                        logger=CSVLogger(tmp_path, name=name), enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, loader)
+    return (tmp_path / name / "version_0" / "metrics.csv").read_text(), module.ema.state_dict()
+
+
+def test_sparse_logging_writes_what_logging_every_step_writes(tmp_path):
+    """``logs_this_step`` skips ``self.log`` on the steps whose values Lightning would discard
+    (it writes every ``log_every_n_steps``-th): the CSV and the trained weights are the same
+    as with a call on every step."""
+    from vsdr.training.logging_steps import logs_this_step
+
+    every, every_w = _logged(_LogsEveryStep, tmp_path, "every")
+    sparse, sparse_w = _logged(ScoreMatchingModule, tmp_path, "sparse")
+    assert every == sparse and every.count("\n") == 1 + 4  # header and steps 4, 9, 14, 19
+    assert all(torch.equal(every_w[k], sparse_w[k]) for k in every_w)
+    assert logs_this_step(ScoreMatchingModule(ScoreMLP(), VPSchedule.linear(T=5)), 3)  # no Trainer

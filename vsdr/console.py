@@ -59,9 +59,11 @@ def quiet_logs() -> None:
     warnings still reach the job log once. Also hides a deprecation warning torch raises
     inside Lightning on every run, and Lightning's hint that ``srun`` exists but is not used
     (on every job started outside an allocation on a machine with SLURM: vsdr's SLURM jobs
-    run under srun through the launcher, docs/SLURM.md)."""
-    import lightning  # noqa: F401 - installs the handlers removed below
+    run under srun through the launcher, docs/SLURM.md).
 
+    Lightning is not imported here (it takes seconds, and a job whose networks are cached
+    never needs it): levels and filters apply before it is loaded, and ``make_trainer``
+    calls this again once it is, to remove the handlers its import added."""
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         lg = logging.getLogger(name)
         for h in list(lg.handlers):

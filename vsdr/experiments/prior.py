@@ -12,14 +12,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from vsdr.config import instantiate
-from vsdr.console import training_progress
+from vsdr.console import quiet_logs, training_progress
 from vsdr.diffusion.schedule import VPSchedule
 from vsdr.errors import DDPWorkerDone
 from vsdr.experiments.hashing import config_hash
 from vsdr.experiments.writer import atomic_write
 from vsdr.models.precondition import PreconditionedEps
 from vsdr.models.score import NetworkPrior, load_state_strict
-from vsdr.training.score_module import RandomBatches, ScoreMatchingModule
+from vsdr.training.batches import RandomBatches
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,8 @@ def make_trainer(trainer: DictConfig, logger, progress: bool, steps: int | None 
     """The Lightning ``Trainer`` of ``trainer=`` (``overrides`` replace its keys); ``logger``: one
     Lightning logger, a list of them or ``None``. ``steps``: the training steps, for how often the
     progress bar refreshes when not on a terminal (default ``max_steps``)."""
+    import lightning  # noqa: F401 - loaded only here, for training; then its handlers go
+    quiet_logs()
     node = {**OmegaConf.to_container(trainer, resolve=True), **overrides}
     steps = int(node.get("max_steps", -1)) if steps is None else int(steps)
     bars = training_progress(bool(progress), steps)
@@ -85,6 +87,8 @@ def train_network(net: torch.nn.Module, schedule: VPSchedule, points: torch.Tens
     (``steps`` batches of ``batch_size``, drawn from ``seed``); return the EMA network and the
     wall time in seconds."""
     import lightning as L
+
+    from vsdr.training.score_module import ScoreMatchingModule
 
     module = ScoreMatchingModule(net, schedule, lr=lr, ema_decay=ema_decay, seed=seed)
     batches = RandomBatches(points, batch_size, steps, seed=seed)

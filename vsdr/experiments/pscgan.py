@@ -20,8 +20,7 @@ from vsdr.experiments.writer import atomic_write
 from vsdr.models.cgan import ConditionalGenerator
 from vsdr.models.score import load_state_strict
 from vsdr.tasks.images import sigma_in_pm1
-from vsdr.training.pscgan_module import PSCGANModule
-from vsdr.training.score_module import RandomBatches
+from vsdr.training.batches import RandomBatches
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +68,8 @@ def train_gan(generator, critic, points, operator, sigma: float, trainer, M: int
     holding the moving average of its weights; ``penalty``: the first-moment penalty summed
     (``sum``) or averaged (``mean``) over coordinates."""
     import lightning as L
+
+    from vsdr.training.pscgan_module import PSCGANModule
 
     module = PSCGANModule(generator, critic, operator, sigma, M=M, gp_weight=gp_weight,
                           adv_weight=adv_weight, lr=lr, betas=tuple(betas), seed=seed,

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
-import ot
 
 #: the random stream of the resampled test-item indices (vsdr.diffusion.noise's streams are 1–3)
 STREAM_BOOTSTRAP = 11
@@ -88,6 +87,8 @@ def resampled_w2(a: np.ndarray, b: np.ndarray, indices: np.ndarray) -> np.ndarra
     items, weighted by how often each was drawn. One ``(n, n)`` cost matrix for all."""
     a = np.asarray(a, dtype=np.float64).reshape(len(a), -1)
     b = np.asarray(b, dtype=np.float64).reshape(len(b), -1)
+    import ot  # POT (with scikit-learn) takes ~2 s to import: only where W2 is computed
+
     cost = ot.dist(a, b, metric="sqeuclidean")
     out = np.empty(len(indices))
     for k, idx in enumerate(indices):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import ot
 
 #: Largest cloud for exact OT (an n × n cost matrix and a network simplex). Beyond it,
 #: ``empirical_w2`` draws ``max_exact`` points from each cloud and solves that exactly.
@@ -26,6 +25,8 @@ def empirical_w2(a: np.ndarray, b: np.ndarray, max_exact: int = MAX_EXACT,
         if len(b) > max_exact:
             b = b[rng.choice(len(b), max_exact, replace=False)]
         estimator = f"exact-subsample-{max_exact}"
+    import ot  # POT (with scikit-learn) takes ~2 s to import: only where W2 is computed
+
     cost = ot.dist(a, b, metric="sqeuclidean")
     w2_sq = ot.emd2(np.full(len(a), 1 / len(a)), np.full(len(b), 1 / len(b)), cost,
                     numItermax=10_000_000)

@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from vsdr.diffusion.broadcast import per_sample
 from vsdr.training.ema import ema_of
+from vsdr.training.logging_steps import logs_this_step
 
 
 def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, y: Tensor, u: Tensor) -> Tensor:
@@ -96,8 +97,9 @@ class PSCGANModule(L.LightningModule):
         opt_g.step()
         if self.generator_ema is not None:
             self.update_ema()
-        self.log_dict({"gan/critic": loss_d.detach(), "gan/penalty": penalty.detach(),
-                       "gan/adv": adv.detach()}, prog_bar=True, on_step=True, on_epoch=False)
+        if logs_this_step(self, batch_idx):
+            self.log_dict({"gan/critic": loss_d.detach(), "gan/penalty": penalty.detach(),
+                           "gan/adv": adv.detach()}, prog_bar=True, on_step=True, on_epoch=False)
 
     def update_ema(self) -> None:
         self.generator_averaged.update_parameters(self.generator)

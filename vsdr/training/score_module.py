@@ -4,30 +4,15 @@ from __future__ import annotations
 import lightning as L
 import torch
 from torch import Tensor, nn
-from torch.utils.data import Dataset
 
 from vsdr.diffusion.broadcast import per_sample
 from vsdr.diffusion.schedule import VPSchedule
 from vsdr.diffusion.tweedie import diffuse
 from vsdr.models.score import split_learned_variance
+from vsdr.training.batches import RandomBatches  # noqa: F401 - its old home
 from vsdr.training.ema import ema_of
+from vsdr.training.logging_steps import logs_this_step
 from vsdr.training.vlb import vlb_variance_term
-
-
-class RandomBatches(Dataset):
-    """``num_batches`` random mini-batches of a fixed tensor of points; item ``k`` is a whole
-    batch drawn with generator seed ``(seed, k)`` (cheap: no per-point indexing)."""
-
-    def __init__(self, points: Tensor, batch_size: int, num_batches: int, seed: int = 0):
-        self.points, self.batch_size, self.num_batches, self.seed = points, batch_size, num_batches, seed
-
-    def __len__(self) -> int:
-        return self.num_batches
-
-    def __getitem__(self, k: int) -> Tensor:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + k)
-        idx = torch.randint(0, len(self.points), (self.batch_size,), generator=g)
-        return self.points[idx]
 
 
 class ScoreMatchingModule(L.LightningModule):
@@ -64,7 +49,8 @@ class ScoreMatchingModule(L.LightningModule):
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         loss = self.loss(batch)
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
+        if logs_this_step(self, batch_idx):
+            self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
         return loss
 
     @property

@@ -261,10 +261,26 @@ def job_plan(overrides: list[str]) -> tuple[list[Path], str]:
         os.chdir(cwd)
 
 
-def start_rank(job: Job) -> tuple[bool, bool]:
-    """Sort key of the start order: jobs that train a missing network, then image jobs."""
-    trains = any(not p.is_file() for p in job.networks)
-    return (not trains, not any(o.startswith("experiment=images") for o in job.overrides))
+def start_order(jobs: list[Job]) -> list[Job]:
+    """The order ``run_jobs`` starts ``jobs`` in: first the job that trains each missing
+    network (the first one that needs it; image ones first, the digits ADM being the longest
+    training), then the other image jobs (the longest runs), then the jobs without networks
+    (closed-form scores, about a minute each), then the 2D jobs on cached networks (seconds
+    to a minute), so that short jobs fill the end while the other worker finishes."""
+    trainers, claimed = set(), set()
+    for job in jobs:
+        missing = {p for p in job.networks if not p.is_file()} - claimed
+        if missing:
+            trainers.add(job.key)
+            claimed |= missing
+
+    def rank(job: Job) -> int:
+        image = any(o.startswith("experiment=images") for o in job.overrides)
+        if job.key in trainers:
+            return 0 if image else 1
+        return 2 if image else 3 if not job.networks else 4
+
+    return sorted(jobs, key=rank)
 
 
 def job_networks(overrides: list[str]) -> list[Path]:
@@ -370,9 +386,7 @@ def main() -> int:
                 print(f"   job {key}: reused", flush=True)
                 continue
             jobs[key] = Job(key, overrides, out, *job_plan(overrides))
-    # the jobs that train a network first (longest first: the digits ADM, then the GANs), then
-    # the image jobs (the longest runs), so that short jobs fill the end
-    order = sorted(jobs.values(), key=start_rank)
+    order = start_order(list(jobs.values()))
     order, copies = split_duplicates(order)
     print(f"== {len(order)} jobs for {names}, {args.jobs} at a time"
           + (f" ({len(copies)} more share a results config and are copied)" if copies else ""), flush=True)

@@ -170,3 +170,20 @@ def test_read_only_output_dir_through_run_py_is_one_sentence(tmp_path):
                     f"{ro}): choose another with hydra.run.dir=")
     assert "Traceback" not in res.stderr
     assert not (tmp_path / "cache").exists() and not (ro / "job").exists()
+
+
+def test_check_finite_by_its_sum_and_on_overflow():
+    """The per-step check sums ``x``: a NaN or an infinity anywhere makes the sum non-finite;
+    finite entries whose sum overflows still pass."""
+    import torch
+
+    from vsdr.diffusion.checks import check_finite
+
+    big = torch.full((3, 2), 3e38)                      # float32: the sum overflows to inf
+    check_finite(big, 5, 10)
+    for bad, kind in ((float("inf"), "an infinity"), (float("nan"), "NaN")):
+        x = torch.zeros(3, 2)
+        x[1, 0] = bad
+        msg = f"{kind} at reverse step i=5 .* in 1 of 3 samples, first sample 1"
+        with pytest.raises(NonFiniteError, match=msg):
+            check_finite(x, 5, 10)

@@ -215,3 +215,14 @@ def test_a_job_loads_lightning_and_pot_only_when_it_needs_them():
             "print(sorted(m for m in ('lightning', 'ot', 'sklearn') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_gpus_asked_reads_the_slurm_preset():
+    from omegaconf import OmegaConf
+
+    from vsdr.experiments.preflight import gpus_asked, preset_gpus
+
+    preset = OmegaConf.load(CONF / "hydra" / "launcher" / "slurm.yaml").gpus_per_node
+    assert preset_gpus() == preset == gpus_asked(["-m", "hydra/launcher=slurm"])
+    assert gpus_asked(["hydra.launcher.gpus_per_node=0"]) == 0
+    assert gpus_asked(["hydra.launcher.gpus_per_node=4"]) == 4

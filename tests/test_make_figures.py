@@ -131,14 +131,16 @@ def test_a_job_that_trains_nothing_runs_without_the_lightning_logger(tmp_path):
     assert cmd[-1] == "logger=none" and "dataset=moons" in cmd and f"hydra.run.dir={job.out}" in cmd
 
 
-def test_jobs_that_train_start_first_then_image_jobs(tmp_path):
+def test_start_order_trainers_then_images_then_closed_form_then_the_rest(tmp_path):
     mf = load_make_figures()
-    have, missing = tmp_path / "have.pt", tmp_path / "missing.pt"
+    have, adm, gan = tmp_path / "have.pt", tmp_path / "adm.pt", tmp_path / "gan.pt"
     have.write_text("net")
     jobs = [mf.Job("2d-cached", ["experiment=ours_lam"], tmp_path, [have]),
+            mf.Job("closed-form", ["experiment=gaussian_theory"], tmp_path, []),
+            mf.Job("gan-trains", ["experiment=pscgan_n"], tmp_path, [gan]),
+            mf.Job("gan-waits", ["experiment=pscgan_sigmaz"], tmp_path, [gan]),
             mf.Job("img-cached", ["experiment=images_small_dps"], tmp_path, [have]),
-            mf.Job("2d-trains", ["experiment=pscgan_n"], tmp_path, [missing]),
-            mf.Job("img-trains", ["experiment=images_small"], tmp_path, [missing]),
-            mf.Job("closed-form", ["experiment=gaussian_theory"], tmp_path, [])]
-    assert [j.key for j in sorted(jobs, key=mf.start_rank)] == \
-        ["img-trains", "2d-trains", "img-cached", "2d-cached", "closed-form"]
+            mf.Job("adm-trains", ["experiment=images_small"], tmp_path, [adm]),
+            mf.Job("adm-waits", ["experiment=images_small_diffpir"], tmp_path, [adm])]
+    assert [j.key for j in mf.start_order(jobs)] == \
+        ["adm-trains", "gan-trains", "img-cached", "adm-waits", "closed-form", "2d-cached", "gan-waits"]

@@ -14,7 +14,7 @@ from vsdr.diffusion.schedule import VPSchedule
 from vsdr.models.exact import ExactPrior
 from vsdr.operators import GaussianBlur, Identity, LinearOperator, MatrixOperator, SuperResolution
 from vsdr.operators.linear import conjugate_gradient
-from vsdr.samplers import VarianceScaledSampler
+from vsdr.samplers import InterpolationSampler, VarianceScaledSampler
 
 DT = torch.float64
 
@@ -143,6 +143,8 @@ def test_pigdm_prior_var_must_be_positive():
         VarianceScaledSampler(form="pigdm", pigdm_prior_var=0.0)
     with pytest.raises(ValueError, match="residual=mean"):
         VarianceScaledSampler(form="pigdm", residual="mean")
+    # the interpolation baseline hands it to its two chains
+    assert InterpolationSampler(form="pigdm", pigdm_prior_var=0.3).inner.pigdm_prior_var == 0.3
 
 
 def test_dp_gap_summary_on_hand_computed_rows():

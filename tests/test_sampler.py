@@ -100,6 +100,21 @@ def test_per_sample_noise_stream_independent_of_chunking():
     assert len(set(seeds)) == 3 and per_sample_seeds(0, [1]) == seeds[1:2]
 
 
+def test_samples_sharing_a_seed_share_one_generator_and_its_numbers():
+    """A job repeats each test point's seed once per knob value: those samples get the draws
+    of that seed's own stream, computed once (one generator per distinct seed)."""
+    seeds = per_sample_seeds(1, range(4))
+    own = PerSampleNoise(seeds, (3,), 200)
+    want = [own.initial()] + [own.next() for _ in range(199)]
+    swept = PerSampleNoise(seeds * 3, (3,), 200)
+    assert len(swept.generators) == 4
+    got = [swept.initial()] + [swept.next() for _ in range(199)]
+    for w, g in zip(want, got):
+        assert g.shape == (12, 3) and torch.equal(g, torch.cat([w, w, w]))
+    mixed = PerSampleNoise([seeds[2], seeds[0], seeds[2]], (3,), 5).initial()
+    assert torch.equal(mixed, want[0][[2, 0, 2]])
+
+
 def test_dps_form_equals_post_step_correction(setup):
     """`dps` form: x_{t−1} = x'_{t−1} − ζ ∇‖y − A x̂0‖₂ with x' the unconditional step."""
     schedule, prior, y = setup

@@ -48,7 +48,9 @@ class PerSampleNoise:
     For sample ``b``: first ``x_T`` (shape ``shape``), then the step noises ``z`` for
     ``i = T−1, …, 1`` in that order, drawn in chunks of ``chunk`` steps. The chunk size
     depends only on ``shape`` (never on the batch), so sample ``b`` sees the same numbers in
-    any batch.
+    any batch. Samples that share a seed (a test point under several knob values) share
+    one generator: its draws are computed once and copied to each of them, the numbers
+    they would have drawn on their own.
     """
 
     #: floats drawn per sample per chunk at most (small data: the whole chain at once)
@@ -59,17 +61,26 @@ class PerSampleNoise:
         self.shape = tuple(int(s) for s in shape)
         self.num_steps = int(num_steps)
         self.dtype = dtype
-        self.generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        distinct = list(dict.fromkeys(int(s) for s in seeds))
+        self.generators = [torch.Generator().manual_seed(s) for s in distinct]
+        row = {s: k for k, s in enumerate(distinct)}
+        index = [row[int(s)] for s in seeds]
+        # None when every sample has its own seed: the draws are used as they are
+        self._index = None if len(distinct) == len(index) else torch.tensor(index)
         numel = max(1, math.prod(self.shape))
         self.chunk = int(max(1, min(self.num_steps, self.CHUNK_FLOATS // numel)))
         self._buffer: Tensor | None = None
         self._pos = 0
 
+    def _per_sample(self, draws: Tensor) -> Tensor:
+        """Rows of the distinct seeds → rows of the samples."""
+        return draws if self._index is None else draws.index_select(0, self._index)
+
     def initial(self) -> Tensor:
         """``x_T ~ N(0, I)``, shape ``(B, *shape)``."""
-        return torch.stack(
+        return self._per_sample(torch.stack(
             [torch.randn(self.shape, generator=g, dtype=self.dtype) for g in self.generators]
-        )
+        ))
 
     def next(self) -> Tensor:
         """The next step's ``z``, shape ``(B, *shape)``."""
@@ -79,6 +90,6 @@ class PerSampleNoise:
                  for g in self.generators]
             )
             self._pos = 0
-        z = self._buffer[:, self._pos]
+        z = self._per_sample(self._buffer[:, self._pos])
         self._pos += 1
         return z

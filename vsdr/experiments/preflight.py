@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 #: ``hydra/launcher=`` choices that submit to SLURM
 SLURM_LAUNCHERS = ("slurm", "slurm_cpu", "submitit_slurm")
@@ -39,13 +40,22 @@ def launcher_problem(argv: list[str]) -> str | None:
     return None
 
 
+def preset_gpus(launcher: str = "slurm") -> int:
+    """``gpus_per_node`` of the preset ``conf/hydra/launcher/<launcher>.yaml`` (0 if unset)."""
+    import yaml
+
+    path = Path(__file__).resolve().parents[2] / "conf" / "hydra" / "launcher" / f"{launcher}.yaml"
+    return int((yaml.safe_load(path.read_text()) or {}).get("gpus_per_node") or 0)
+
+
 def gpus_asked(argv: list[str]) -> int:
-    """GPUs per node of ``hydra/launcher=slurm``: its preset's 1, or ``hydra.launcher.gpus_per_node=``."""
+    """GPUs per node of ``hydra/launcher=slurm``: ``hydra.launcher.gpus_per_node=`` if given,
+    else the preset's (``preset_gpus``)."""
     given = [a.split("=", 1)[1] for a in argv if a.startswith("hydra.launcher.gpus_per_node=")]
     try:
-        return int(given[-1]) if given else 1
+        return int(given[-1]) if given else preset_gpus()
     except ValueError:
-        return 1
+        return preset_gpus()
 
 
 def cluster_gres(partition: str | None = None) -> list[str] | None:

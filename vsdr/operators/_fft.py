@@ -3,6 +3,8 @@ transfer function of a small kernel on an ``H × W`` torus, and the exact solve 
 ``(r² A Aᵀ + σ² I) z = v`` for a separable ``A x = B_h x B_wᵀ``."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -52,6 +54,20 @@ def gram_eigen(b: Tensor) -> tuple[Tensor, Tensor]:
     ``(m, n)`` matrix), in float64: ``B Bᵀ = U diag(d) Uᵀ``."""
     d, u = torch.linalg.eigh(b.double() @ b.double().T)
     return d.clamp_min(0.0), u
+
+
+class AxisGramEigen:
+    """``gram_eigen`` of one axis's matrix, per axis length ``n``, computed once:
+    ``axis_matrix(n)`` gives the ``(m, n)`` matrix of an axis of length ``n``."""
+
+    def __init__(self, axis_matrix: Callable[[int], Tensor]):
+        self.axis_matrix = axis_matrix
+        self._cache: dict[int, tuple[Tensor, Tensor]] = {}
+
+    def __call__(self, n: int) -> tuple[Tensor, Tensor]:
+        if n not in self._cache:
+            self._cache[n] = gram_eigen(self.axis_matrix(n))
+        return self._cache[n]
 
 
 def separable_gram_solve(v: Tensor, eig_h: tuple[Tensor, Tensor], eig_w: tuple[Tensor, Tensor],

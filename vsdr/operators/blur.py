@@ -12,7 +12,7 @@ from torch import Tensor
 
 from vsdr.diffusion.broadcast import per_sample
 from vsdr.operators._fft import (
-    gram_eigen,
+    AxisGramEigen,
     kernel_otf,
     reflect_index,
     reflect_pad,
@@ -50,7 +50,7 @@ class GaussianBlur(LinearOperator):
         self.full_kernel = torch.from_numpy(full)
         self.kernel = torch.from_numpy(full[c - r: c + r + 1, c - r: c + r + 1].copy())
         self._otfs: dict[tuple, Tensor] = {}
-        self._eigs: dict[int, tuple[Tensor, Tensor]] = {}
+        self._eig = AxisGramEigen(self.axis_matrix)
         # gaussian_filter of a delta is the outer product of its 1-D filter: g gᵀ, g = K[:, c]/√K[c, c]
         g = self.kernel[:, r] / self.kernel[r, r].sqrt()
         self.separable = bool(torch.allclose(torch.outer(g, g), self.kernel, rtol=1e-12, atol=1e-15))
@@ -77,11 +77,6 @@ class GaussianBlur(LinearOperator):
             b.index_put_((torch.arange(n), idx[k: k + n]), torch.full((n,), w, dtype=torch.float64),
                          accumulate=True)
         return b
-
-    def _eig(self, n: int) -> tuple[Tensor, Tensor]:
-        if n not in self._eigs:
-            self._eigs[n] = gram_eigen(self.axis_matrix(n))
-        return self._eigs[n]
 
     def solve_gram(self, v: Tensor, r2: float | Tensor, sigma2: float | Tensor,
                    x_shape: tuple[int, ...]) -> Tensor:

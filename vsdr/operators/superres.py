@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from vsdr.diffusion.broadcast import per_sample
-from vsdr.operators._fft import gram_eigen, kernel_otf, separable_gram_solve
+from vsdr.operators._fft import AxisGramEigen, kernel_otf, separable_gram_solve
 from vsdr.operators.linear import LinearOperator
 
 
@@ -48,6 +49,11 @@ def resize_matrix(n: int, scale: float) -> np.ndarray:
     return mat
 
 
+def resize_matrix_tensor(n: int, scale: int) -> torch.Tensor:
+    """``resize_matrix`` as a float64 tensor."""
+    return torch.from_numpy(resize_matrix(n, scale))
+
+
 class SuperResolution(LinearOperator):
     """``A x = R_h x R_wᵀ`` per channel with the bicubic resize matrices ``R`` (``1/scale``);
     ``Aᵀ y = R_hᵀ y R_w`` exactly."""
@@ -60,7 +66,7 @@ class SuperResolution(LinearOperator):
         self.scale = int(scale)
         self._cache: dict[tuple, Tensor] = {}
         self._otfs: dict[tuple, Tensor] = {}
-        self._eigs: dict[int, tuple[Tensor, Tensor]] = {}
+        self._eig = AxisGramEigen(partial(resize_matrix_tensor, scale=self.scale))
 
     def _mat(self, n: int, like: Tensor) -> Tensor:
         key = (n, like.dtype, like.device)
@@ -83,12 +89,7 @@ class SuperResolution(LinearOperator):
         """``(r2 A Aᵀ + sigma2 I)⁻¹ v`` exactly: ``A Aᵀ = (R_h R_hᵀ) ⊗ (R_w R_wᵀ)`` is
         diagonal in the eigenbases of the two small ``(m, m)`` factors; ``x_shape`` gives the
         high-resolution size (its last two entries)."""
-        eig = []
-        for n in x_shape[-2:]:
-            if n not in self._eigs:
-                self._eigs[n] = gram_eigen(torch.from_numpy(resize_matrix(n, self.scale)))
-            eig.append(self._eigs[n])
-        return separable_gram_solve(v, eig[0], eig[1], r2, sigma2)
+        return separable_gram_solve(v, self._eig(x_shape[-2]), self._eig(x_shape[-1]), r2, sigma2)
 
     # -- the circular model of the closed-form data step ------------------------------------
     def filter_taps(self) -> tuple[np.ndarray, np.ndarray]:

@@ -34,10 +34,10 @@ class InterpolationSampler(Sampler):
     needs_positive_sigma = True
 
     def __init__(self, form: str = "paper", zeta: dict | None = None, variance: str = "beta",
-                 knob: str | None = None, progress: bool = True):
+                 knob: str | None = None, progress: bool = True, pigdm_prior_var: float = 1.0):
         super().__init__(knob, progress)
         self.inner = VarianceScaledSampler(form=form, zeta=zeta, variance=variance,
-                                           progress=progress)
+                                           progress=progress, pigdm_prior_var=pigdm_prior_var)
 
     def __call__(self, model, y: Tensor, operator, sigma_y: float,
                  knob: Tensor | Sequence[float], seeds: Sequence[int],

@@ -283,11 +283,6 @@ def start_order(jobs: list[Job]) -> list[Job]:
     return sorted(jobs, key=rank)
 
 
-def job_networks(overrides: list[str]) -> list[Path]:
-    """The network files the job trains when they are missing."""
-    return job_plan(overrides)[0]
-
-
 def split_duplicates(jobs: list[Job]) -> tuple[list[Job], dict[str, Job]]:
     """The jobs to run (the first of each ``results`` hash) and, for each other job, the one
     whose results it will copy (e.g. ``pinwheel_dp`` is fig5's pinwheel ``ours_lam`` job)."""

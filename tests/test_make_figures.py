@@ -33,7 +33,7 @@ def test_network_files_follow_the_job_kind():
     # the figure jobs of one data set share one score network, their GANs another
     mf = load_make_figures()
     jobs = mf.jobs_for("pinwheel")
-    nets = {k: mf.job_networks(v) for k, v in jobs.items()}
+    nets = {k: mf.job_plan(v)[0] for k, v in jobs.items()}
     assert len({tuple(v) for k, v in nets.items() if "pscgan" not in k}) == 1
     assert len({tuple(v) for k, v in nets.items() if "pscgan" in k}) == 1
 

@@ -21,6 +21,7 @@ from vsdr.diffusion.noise import sample_seeds
 from vsdr.errors import JobFault
 from vsdr.experiments import tracking
 from vsdr.experiments.build import JobParts, apply_threads, build_job, build_logger, build_score_model
+from vsdr.experiments.memory import keep_freed_memory
 from vsdr.experiments.outputs import (
     columns_of,
     make_rows,
@@ -102,6 +103,7 @@ def trajectory_fn(parts: JobParts, model):
 def run_job(cfg: DictConfig, job_dir: str | Path) -> list[dict]:
     """Run one job and write its files into ``job_dir``; return the metrics rows."""
     t_start = time.perf_counter()
+    keep_freed_memory()  # fewer page faults, same results (vsdr.experiments.memory)
     job_dir = Path(job_dir)
     validate_config(cfg)
     parts = build_job(cfg)

@@ -44,9 +44,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vsdr.diffusion import VPSchedule, per_sample_seeds, x0_from_eps  # noqa: E402
-from vsdr.models import ADMUNet, NetworkPrior, ScoreMLP  # noqa: E402
+from vsdr.experiments.prior import bare_network  # noqa: E402
+from vsdr.models import NetworkPrior, ScoreMLP  # noqa: E402
 from vsdr.models.invariant import FixedShapeNet  # noqa: E402
 from vsdr.models.precondition import PreconditionedEps  # noqa: E402
+from vsdr.models.random_init import unzero  # noqa: E402
 from vsdr.operators import GaussianBlur, Identity  # noqa: E402
 from vsdr.samplers import DiffPIRSampler, DPSSampler, VarianceScaledSampler  # noqa: E402
 
@@ -197,16 +199,10 @@ def rss_mib(field: str = "VmRSS") -> float:
     return float("nan")
 
 
-def adm_small() -> ADMUNet:
+def adm_small() -> torch.nn.Module:
     """``model=adm_small`` with random weights and a non-zero output head (ε and v vary)."""
-    cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / "adm_small.yaml"))
-    for k in ("_target_", "name", "ckpt", "preconditioning", "net_batch"):
-        cfg.pop(k, None)
     torch.manual_seed(0)
-    net = ADMUNet(**cfg)
-    for q in net.out.parameters():
-        torch.nn.init.normal_(q, std=0.02)
-    return net.eval().requires_grad_(False)
+    return unzero(bare_network("adm_small"), seed=0).eval().requires_grad_(False)
 
 
 def section_memory(a) -> None:

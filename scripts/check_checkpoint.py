@@ -13,20 +13,11 @@ import sys
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vsdr.config import instantiate  # noqa: E402
-from vsdr.experiments.prior import MODEL_META  # noqa: E402
-
-
-def build_model(name: str) -> torch.nn.Module:
-    cfg = OmegaConf.load(ROOT / "conf" / "model" / f"{name}.yaml")
-    node = {k: v for k, v in OmegaConf.to_container(cfg).items()
-            if k not in (*MODEL_META, "preconditioning")}
-    return instantiate(node, "model")
+from vsdr.experiments.prior import bare_network  # noqa: E402
 
 
 def compare(net: torch.nn.Module, state: dict) -> dict:
@@ -59,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     if not isinstance(state, dict):
         print(f"{path} holds no state dict")
         return 1
-    net = build_model(args.model)
+    net = bare_network(args.model)
     n_model = sum(p.numel() for p in net.parameters())
     n_file = sum(v.numel() for v in state.values() if isinstance(v, torch.Tensor))
     print(f"model {args.model}: {n_model:,} parameters, {len(net.state_dict())} tensors")

@@ -39,11 +39,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from omegaconf import OmegaConf  # noqa: E402
 
-from vsdr.config import instantiate  # noqa: E402
 from vsdr.diffusion.tweedie import x0_from_eps  # noqa: E402
-from vsdr.experiments.prior import MODEL_META  # noqa: E402
+from vsdr.experiments.prior import bare_network  # noqa: E402
 from vsdr.models.precision import DTYPES, NetworkPrecision  # noqa: E402
 from vsdr.models.random_init import unzero  # noqa: E402
 
@@ -55,13 +53,8 @@ FFHQ_JOBS = ("ffhq_deblur", "ffhq_deblur_hinoise", "ffhq_sr8", "ffhq_deblur_dps"
 def build_adm(name: str, image_size: int | None = None, seed: int = 0) -> torch.nn.Module:
     """``conf/model/<name>.yaml``'s network (optionally at another image size) with random,
     non-zero weights."""
-    cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / f"{name}.yaml"))
-    for k in (*MODEL_META, "preconditioning"):
-        cfg.pop(k, None)
-    if image_size:
-        cfg["image_size"] = int(image_size)
     torch.manual_seed(seed)
-    return unzero(instantiate(cfg, "model"), seed=seed)
+    return unzero(bare_network(name, image_size), seed=seed)
 
 
 def sync(device: torch.device) -> None:

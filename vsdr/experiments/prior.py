@@ -29,6 +29,23 @@ log = logging.getLogger(__name__)
 MODEL_META = ("ckpt", "net_batch", "file", "published")
 
 
+#: the model presets, ``conf/model/<name>.yaml``
+MODEL_PRESETS = Path(__file__).resolve().parents[2] / "conf" / "model"
+
+
+def bare_network(name: str, image_size: int | None = None) -> torch.nn.Module:
+    """The network of the preset ``conf/model/<name>.yaml`` as built before any training or
+    loading: no checkpoint, no preconditioning wrapper (its weights come from torch's current
+    random state); ``image_size`` builds it at another size. For checks that need the
+    architecture without a job (checkpoint keys, speed, precision)."""
+    cfg = OmegaConf.to_container(OmegaConf.load(MODEL_PRESETS / f"{name}.yaml"))
+    for k in (*MODEL_META, "preconditioning"):
+        cfg.pop(k, None)
+    if image_size:
+        cfg["image_size"] = int(image_size)
+    return instantiate(cfg, "model")
+
+
 def training_key(cfg: DictConfig) -> dict:
     """Everything that determines the trained weights (and nothing else)."""
     model = OmegaConf.to_container(cfg.model, resolve=True)

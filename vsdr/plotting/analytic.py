@@ -56,6 +56,9 @@ def plot_trajectories(trajectories: dict[float, np.ndarray], post: GaussianMixtu
     """Fig. 2: reverse trajectories ``x_T → x_0`` (``(T+1, B, 2)`` per λ) over the posterior
     density, with the MMSE point; at λ = 0 they are deterministic and end at the MMSE."""
     lams = list(trajectories)
+    # near-square panels by the figure's size, not set_aspect: equal-aspect panels of
+    # different widths (tick labels on the first only) were drawn at different heights, and
+    # their titles ran into the suptitle
     fig, axes = plt.subplots(1, len(lams), figsize=(3.0 * len(lams), 3.4), sharex=True, sharey=True,
                              layout="constrained")
     allpts = np.concatenate([t.reshape(-1, 2) for t in trajectories.values()])
@@ -73,7 +76,6 @@ def plot_trajectories(trajectories: dict[float, np.ndarray], post: GaussianMixtu
         ax.set_title(f"λ = {lam:g}", fontsize=10)
         ax.set_xlim(center[0] - half, center[0] + half)  # the density fills the panel
         ax.set_ylim(center[1] - half, center[1] + half)
-        ax.set_aspect("equal")
     np.atleast_1d(axes)[0].legend(fontsize=9, loc="lower left")
     fig.suptitle(wrap_title(title, 100), fontsize=10)
     return fig

@@ -39,7 +39,6 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-
 from vsdr.diffusion.tweedie import x0_from_eps  # noqa: E402
 from vsdr.experiments.prior import bare_network  # noqa: E402
 from vsdr.models.precision import DTYPES, NetworkPrecision  # noqa: E402

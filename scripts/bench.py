@@ -44,11 +44,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vsdr.diffusion import VPSchedule, per_sample_seeds, x0_from_eps  # noqa: E402
-from vsdr.experiments.prior import bare_network  # noqa: E402
+from vsdr.experiments.prior import random_network  # noqa: E402
 from vsdr.models import NetworkPrior, ScoreMLP  # noqa: E402
 from vsdr.models.invariant import FixedShapeNet  # noqa: E402
 from vsdr.models.precondition import PreconditionedEps  # noqa: E402
-from vsdr.models.random_init import unzero  # noqa: E402
 from vsdr.operators import GaussianBlur, Identity  # noqa: E402
 from vsdr.samplers import DiffPIRSampler, DPSSampler, VarianceScaledSampler  # noqa: E402
 
@@ -201,8 +200,7 @@ def rss_mib(field: str = "VmRSS") -> float:
 
 def adm_small() -> torch.nn.Module:
     """``model=adm_small`` with random weights and a non-zero output head (ε and v vary)."""
-    torch.manual_seed(0)
-    return unzero(bare_network("adm_small"), seed=0).eval().requires_grad_(False)
+    return random_network("adm_small").eval().requires_grad_(False)
 
 
 def section_memory(a) -> None:

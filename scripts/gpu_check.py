@@ -40,20 +40,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vsdr.diffusion.tweedie import x0_from_eps  # noqa: E402
-from vsdr.experiments.prior import bare_network  # noqa: E402
+from vsdr.experiments.prior import random_network  # noqa: E402
 from vsdr.models.precision import DTYPES, NetworkPrecision  # noqa: E402
-from vsdr.models.random_init import unzero  # noqa: E402
 
 #: the FFHQ jobs of Figs. 6-8 and Table IV, for the device-hours table
 FFHQ_JOBS = ("ffhq_deblur", "ffhq_deblur_hinoise", "ffhq_sr8", "ffhq_deblur_dps", "ffhq_sr8_dps",
              "ffhq_deblur_diffpir", "ffhq_sr8_diffpir")
-
-
-def build_adm(name: str, image_size: int | None = None, seed: int = 0) -> torch.nn.Module:
-    """``conf/model/<name>.yaml``'s network (optionally at another image size) with random,
-    non-zero weights."""
-    torch.manual_seed(seed)
-    return unzero(bare_network(name, image_size), seed=seed)
 
 
 def sync(device: torch.device) -> None:
@@ -140,7 +132,7 @@ def run_small_job(out: Path, device_name: str, cpu_scale: bool, precision: str) 
 
     model, size = ("adm_small", 64) if cpu_scale else ("adm_ffhq", 256)
     ckpt, images = out / f"{model}-random.pt", out / "images"
-    torch.save(build_adm(model).state_dict(), ckpt)
+    torch.save(random_network(model).state_dict(), ckpt)
     g = torch.Generator().manual_seed(0)
     save_images(torch.rand(2, 3, size, size, generator=g) * 2 - 1, images)
     args = ["experiment=ffhq_deblur", f"model={model}", f"model.ckpt={ckpt}", f"dataset.root={images}",
@@ -240,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
                     "image_size": size, "model": "adm_ffhq (random weights)", "torch": torch.__version__,
                     "channels_last": a.channels_last}
     print(f"gpu_check on {report['device_name']}, adm_ffhq at {size}², batches {batches}", flush=True)
-    net = build_adm("adm_ffhq", size).to(device).eval().requires_grad_(False)
+    net = random_network("adm_ffhq", size).to(device).eval().requires_grad_(False)
     report["error"] = precision_error(net, device, size, precisions)
     print(markdown(report["error"], ["precision", "rel_eps", "rel_v", "rel_grad", "max_abs_eps", "eps_rms"]))
     report["steps"] = step_costs(net, device, size, batches, precisions, reps, a.channels_last)

@@ -18,6 +18,7 @@ from vsdr.errors import DDPWorkerDone
 from vsdr.experiments.hashing import config_hash
 from vsdr.experiments.writer import atomic_write
 from vsdr.models.precondition import PreconditionedEps
+from vsdr.models.random_init import unzero
 from vsdr.models.score import NetworkPrior, load_state_strict
 from vsdr.training.batches import RandomBatches
 
@@ -44,6 +45,14 @@ def bare_network(name: str, image_size: int | None = None) -> torch.nn.Module:
     if image_size:
         cfg["image_size"] = int(image_size)
     return instantiate(cfg, "model")
+
+
+def random_network(name: str, image_size: int | None = None, seed: int = 0) -> torch.nn.Module:
+    """``bare_network`` with weights drawn from ``seed`` and the zero-initialised output layers
+    re-initialised (``vsdr.models.random_init.unzero``), so that its outputs vary: speed and
+    precision checks without a checkpoint."""
+    torch.manual_seed(seed)
+    return unzero(bare_network(name, image_size), seed=seed)
 
 
 def training_key(cfg: DictConfig) -> dict:

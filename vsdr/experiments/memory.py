@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 
 log = logging.getLogger(__name__)
@@ -28,9 +29,11 @@ TRIM_THRESHOLD = 1 << 30
 TOP_PAD = 256 << 20
 
 
+@functools.cache
 def keep_freed_memory() -> bool:
     """Set glibc's mmap threshold, trim threshold and top pad as in the module doc. Returns
-    whether every setting took (``False`` off glibc, e.g. macOS: nothing is changed)."""
+    whether every setting took (``False`` off glibc, e.g. macOS: nothing is changed). The
+    settings are the process's: set once, however many jobs the process runs (a multirun)."""
     name = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(name or "libc.so.6")

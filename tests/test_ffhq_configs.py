@@ -30,7 +30,7 @@ def test_ffhq_configs_set_the_papers_settings(experiment):
     assert cfg.dataset.name == "ffhq" and cfg.model.name == "adm_ffhq" and cfg.diffusion.T == 1000
     assert cfg.diffusion.beta_start == 1e-4 and cfg.diffusion.beta_end == 0.02
     assert str(cfg.noise.space) == "[-1,1]"
-    assert cfg.noise.sigma == (0.1 if experiment.endswith("hinoise") else 0.05)
+    assert cfg.noise.sigma == (0.5 if experiment.endswith("hinoise") else 0.2)  # METHOD.md §7
     if "sr8" in experiment:
         assert cfg.operator.name == "super_resolution" and cfg.operator.scale == 8
     else:
@@ -50,6 +50,20 @@ def test_ffhq_configs_set_the_papers_settings(experiment):
         assert cfg.sampler.sigma_scale is None                     # filled in as 0.5 (images)
         assert (cfg.sampler.zeta_d, list(cfg.sampler["values"])) == \
             ((0.3, [7.0]) if "deblur" in experiment else (0.25, [2.0, 6.0, 12.0]))
+
+
+@pytest.mark.parametrize(("noise", "sigma", "space", "sigma_pm1"), [
+    ("paper_low", 0.2, "[-1,1]", 0.2), ("paper_high", 0.5, "[-1,1]", 0.5),
+    ("dps", 0.05, "[-1,1]", 0.05), ("diffpir", 0.05, "[0,1]", 0.1)])
+@pytest.mark.parametrize("experiment", ["ffhq_deblur", "ffhq_deblur_hinoise", "ffhq_sr8_dps"])
+def test_each_noise_reading_is_one_word(experiment, noise, sigma, space, sigma_pm1):
+    """Every credible reading of the lost noise levels (docs/METHOD.md §7) runs with one override,
+    whatever level the experiment defaults to; DiffPIR's 0.05 in [0, 1] is 0.1 in [−1, 1]."""
+    from vsdr.tasks.images import sigma_in_pm1
+
+    cfg = compose_cfg([f"experiment={experiment}", f"noise={noise}"])
+    assert (cfg.noise.sigma, str(cfg.noise.space)) == (sigma, space)
+    assert sigma_in_pm1(cfg.noise.sigma, str(cfg.noise.space)) == pytest.approx(sigma_pm1, abs=1e-12)
 
 
 def _no_compute(monkeypatch):
@@ -181,7 +195,7 @@ def test_every_ffhq_config_runs_end_to_end_at_cpu_size(experiment, small_ffhq, t
     assert [float(r["value"]) for r in table] == values == [r["value"] for r in rows]
     assert {r["dataset"] for r in table} == {"ffhq"}
     assert {r["sigma_space"] for r in table} == {"[-1,1]"}
-    assert {float(r["sigma"]) for r in table} == {0.1 if experiment.endswith("hinoise") else 0.05}
+    assert {float(r["sigma"]) for r in table} == {0.5 if experiment.endswith("hinoise") else 0.2}
     assert {r["operator"] for r in table} == {"super_resolution" if "sr8" in experiment else "gaussian_blur"}
     assert all(float(r["mse"]) >= 0 and float(r["psnr"]) > 0 for r in table)
     meta = json.loads((tmp_path / "job" / "metrics.json").read_text())

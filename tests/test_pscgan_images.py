@@ -185,7 +185,7 @@ def test_train_sigma_is_in_the_measurements_units():
     cfg = compose_cfg(["experiment=images_small_pscgan", "noise.sigma=0.025", "noise.space=[0,1]"])
     assert train_sigma(cfg) == pytest.approx(0.05)    # [0, 1] units doubled: [−1, 1] units
     cfg = compose_cfg(["experiment=ffhq_deblur_pscgan_hinoise"])
-    assert (cfg.noise.sigma, train_sigma(cfg)) == (0.1, 0.05)
+    assert (cfg.noise.sigma, train_sigma(cfg)) == (0.5, 0.2)
     assert gan_cache_path(cfg) == gan_cache_path(compose_cfg(["experiment=ffhq_deblur_pscgan"]))
     assert train_sigma(compose_cfg(["sampler=pscgan", "noise.sigma=0.5"])) == 0.5   # points: as given
 
@@ -256,21 +256,21 @@ def small_ffhq(tmp_path):
 
 def test_ffhq_pscgan_configs_at_cpu_size(small_ffhq, tmp_path, cache_dir):
     """ffhq_deblur_pscgan at 64² with a tiny GAN (2 steps), then ffhq_deblur_pscgan_hinoise:
-    the same GAN (trained at σ_y = 0.05, from the cache) on measurements at σ_y = 0.1."""
+    the same GAN (trained at σ_y = 0.2, from the cache) on measurements at σ_y = 0.5."""
     small = ["dataset.image_size=64", f"dataset.root={small_ffhq / 'test'}",
              f"dataset.train_root={small_ffhq / 'train'}", "sampler.gan.generator.width=2",
              "sampler.gan.critic.width=2", "sampler.gan.train.steps=2", "sampler.gan.train.batch_size=2",
              "data.n_train=3", "sampler.values=[1,2]", "image_metrics.standin=true", "logger=none",
              "progress=false"]
     cfg = compose_cfg(["experiment=ffhq_deblur_pscgan", *small])
-    assert (cfg.operator.kernel_size, cfg.operator.std, cfg.noise.sigma) == (61, 3.0, 0.05)
+    assert (cfg.operator.kernel_size, cfg.operator.std, cfg.noise.sigma) == (61, 3.0, 0.2)
     assert list(cfg.sampler["values"]) == [1, 2]
     assert list(compose_cfg(["experiment=ffhq_deblur_pscgan"]).sampler["values"]) == [1, 2, 4, 8, 16, 32, 64]
     rows = run_job(cfg, tmp_path / "lo")
-    assert {r["sigma"] for r in rows} == {0.05} and all(r["psnr"] > 0 for r in rows)
+    assert {r["sigma"] for r in rows} == {0.2} and all(r["psnr"] > 0 for r in rows)
     meta = json.loads((tmp_path / "lo" / "metrics.json").read_text())["model"]
-    assert meta["source"] == "trained" and meta["train_sigma"] == 0.05
+    assert meta["source"] == "trained" and meta["train_sigma"] == 0.2
     rows = run_job(compose_cfg(["experiment=ffhq_deblur_pscgan_hinoise", *small]), tmp_path / "hi")
-    assert {r["sigma"] for r in rows} == {0.1}
+    assert {r["sigma"] for r in rows} == {0.5}
     meta = json.loads((tmp_path / "hi" / "metrics.json").read_text())["model"]
-    assert meta["source"] == "cache" and meta["train_sigma"] == 0.05
+    assert meta["source"] == "cache" and meta["train_sigma"] == 0.2

@@ -165,20 +165,44 @@ def test_paper_form_mean_residual(setup):
     torch.testing.assert_close(got - s0, (full - s0) / 2, rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="belongs to sampler.form=paper"):
         sampler(form="dps", residual="mean")
+    with pytest.raises(ValueError, match="belongs to sampler.form=paper"):
+        sampler(form="pigdm", residual="sum_no_sigma")
     with pytest.raises(ValueError, match="not one of"):
         sampler(form="paper", residual="max")
 
 
-@pytest.mark.parametrize(("i", "residual", "ratio"), [(0, "sum", 231.0), (999, "sum", 46_600.0),
-                                                       (999, "mean", 0.237)])
-def test_paper_table_step_against_dps_step_at_256(i, residual, ratio):
-    """docs/METHOD.md §2: the paper's ζ = 39 step against DPS's ζ = 0.3 step at 256² RGB,
-    σ_y = 0.05, T = 1000, on a residual of the size of the noise (‖y − A x̂0‖ = σ_y √m, m =
-    196,608). The step in x of each form is β_t/√α_t times its likelihood term; in closed form
-    the ratio is 2 β_t ζ ‖r‖/(√α_t σ_y² ζ_DPS) (sum) and that over m (mean): 230.6 at t = 1,
-    46,580 at t = T, 0.237 at t = T."""
+def test_paper_form_residual_without_sigma(setup):
+    """sampler.residual=sum_no_sigma: ζ multiplies −∇‖y − A x̂0‖² itself (it absorbs the
+    likelihood's 1/σ_y², docs/METHOD.md §7): the sum form's likelihood term times σ_y², so
+    ζ = 1/(2σ_y²) here is the sum form's Bayes weight ζ = ½."""
+    schedule, prior, y = setup
+    i, sigma = 5, 0.4
+    x = torch.randn(6, 2, generator=torch.Generator().manual_seed(4))
+    lam0 = torch.zeros(6)
+
+    def term(residual, zeta):
+        s = sampler(form="paper", residual=residual, zeta={"lam": [0, 1], "value": [zeta, zeta]})
+        s0 = sampler(form="paper", residual=residual, zeta={"lam": [0, 1], "value": [0.0, 0.0]})
+        return (s.conditional_score(prior, x, i, y, Identity(), sigma, s.zeta(lam0), schedule)
+                - s0.conditional_score(prior, x, i, y, Identity(), sigma, s0.zeta(lam0), schedule))
+
+    torch.testing.assert_close(term("sum_no_sigma", 1 / (2 * sigma**2)), term("sum", 0.5),
+                               rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(term("sum_no_sigma", 0.7), term("sum", 0.7) * sigma**2, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize(("i", "residual", "sigma", "ratio"), [
+    (0, "sum", 0.05, 231.0), (999, "sum", 0.05, 46_600.0), (999, "mean", 0.05, 0.237),
+    (0, "sum", 0.2, 57.6), (999, "sum", 0.2, 11_600.0), (999, "mean", 0.2, 0.0592),
+    (0, "sum_no_sigma", 0.2, 2.31), (999, "sum_no_sigma", 0.2, 466.0), (999, "sum_no_sigma", 0.5, 1160.0)])
+def test_paper_table_step_against_dps_step_at_256(i, residual, sigma, ratio):
+    """docs/METHOD.md §2 and §7: the paper's ζ = 39 step against DPS's ζ = 0.3 step at 256² RGB,
+    T = 1000, on a residual of the size of the noise (‖y − A x̂0‖ = σ_y √m, m = 196,608). The
+    step in x of each form is β_t/√α_t times its likelihood term; in closed form the ratio is
+    2 β_t ζ ‖r‖/(√α_t σ_y² ζ_DPS) (sum), that over m (mean) and that times σ_y² (sum_no_sigma):
+    at σ_y = 0.05, 230.6 at t = 1, 46,580 at t = T, 0.237 at t = T (mean)."""
     schedule = VPSchedule.linear(T=1000)
-    m, sigma = 3 * 256 * 256, 0.05
+    m = 3 * 256 * 256
 
     class ZeroEps:                       # x̂0 = x_t/√ᾱ_t: the ratio does not depend on the network
         nfe = 0
@@ -202,9 +226,10 @@ def test_paper_table_step_against_dps_step_at_256(i, residual, ratio):
     dps = sampler(form="dps", zeta={"lam": [0, 1], "value": [0.3, 0.3]})
     got = float(likelihood_term(paper).norm() / likelihood_term(dps).norm())
     b, a = float(schedule.betas[i]), float(schedule.alphas[i])
-    closed = 2 * b * 39.0 * sigma * m**0.5 / (a**0.5 * sigma**2 * 0.3) / (m if residual == "mean" else 1)
+    closed = 2 * b * 39.0 * sigma * m**0.5 / (a**0.5 * sigma**2 * 0.3)
+    closed *= {"sum": 1.0, "mean": 1.0 / m, "sum_no_sigma": sigma**2}[residual]
     assert got == pytest.approx(closed, rel=1e-6)
-    assert got == pytest.approx(ratio, rel=0.002 if residual == "sum" else 0.01)
+    assert got == pytest.approx(ratio, rel=0.01)
 
 
 def test_graph_is_freed_every_step():

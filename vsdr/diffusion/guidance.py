@@ -9,16 +9,17 @@ import torch
 from torch import Tensor
 
 FORMS = ("paper", "dps", "pigdm")
-#: how the paper form reduces the squared residual over the ``m`` entries of ``y``
-RESIDUALS = ("sum", "mean")
+#: how the paper form weighs the squared residual over the ``m`` entries of ``y``: summed,
+#: averaged, or summed with ζ absorbing the likelihood's 1/σ_y² (docs/METHOD.md §2 and §7)
+RESIDUALS = ("sum", "mean", "sum_no_sigma")
 
 
 def check_residual(form: str, residual: str) -> None:
-    """``residual`` must be one of ``RESIDUALS``; ``mean`` only exists for the paper form."""
+    """``residual`` must be one of ``RESIDUALS``; all but ``sum`` exist only for the paper form."""
     if residual not in RESIDUALS:
         raise ValueError(f"sampler.residual={residual!r} is not one of {RESIDUALS}")
-    if residual == "mean" and form != "paper":
-        raise ValueError(f"sampler.residual=mean belongs to sampler.form=paper (the {form} form "
+    if residual != "sum" and form != "paper":
+        raise ValueError(f"sampler.residual={residual} belongs to sampler.form=paper (the {form} form "
                          "takes its own norm of y − A x̂0)")
 
 
@@ -37,7 +38,10 @@ def likelihood_gradient(x_t: Tensor, x0_hat: Tensor, y: Tensor, operator, form: 
     - ``form='paper'``: ``∇_{x_t} ‖y − A x̂0‖²`` (squared norm, Algorithm 1); with
       ``residual='mean'`` the squared residual is averaged over the ``m`` entries of ``y``
       instead, ``∇_{x_t} ‖y − A x̂0‖²/m`` (the reconstruction under which the paper's ζ tables
-      make sense, docs/METHOD.md §2),
+      make sense, docs/METHOD.md §2); with ``residual='sum_no_sigma'`` it is
+      ``σ_y² ∇_{x_t} ‖y − A x̂0‖²``, so that the score's ``−ζ·grad/σ_y²`` becomes
+      ``−ζ ∇‖y − A x̂0‖²``: ζ absorbs the likelihood's ``1/σ_y²`` and its Bayes weight is
+      ``1/(2σ_y²)`` (a reading of the paper's appendix, docs/METHOD.md §7),
     - ``form='dps'``:   ``∇_{x_t} ‖y − A x̂0‖₂`` (plain norm, DPS's code),
     - ``form='pigdm'``: ``σ_y² ∇_{x_t} (y − A x̂0)ᵀ (r2 A Aᵀ + σ_y² I)⁻¹ (y − A x̂0)`` with the
       matrix held fixed (ΠGDM, Song et al. 2023): the vector–Jacobian product through the
@@ -58,7 +62,7 @@ def likelihood_gradient(x_t: Tensor, x0_hat: Tensor, y: Tensor, operator, form: 
     r = (y - operator.forward(x0_hat)).flatten(1)
     sq = r.pow(2).sum(dim=1)
     if form == "paper":
-        per_sample = sq / r.shape[1] if residual == "mean" else sq
+        per_sample = {"sum": sq, "mean": sq / r.shape[1], "sum_no_sigma": sq * sigma_y**2}[residual]
     elif form == "dps":
         per_sample = sq.clamp_min(1e-30).sqrt()
     else:

@@ -280,3 +280,30 @@ def param_count(net: nn.Module) -> int:
     """Parameters counted once (shared drip layers once), as ``sum(p.numel())`` over
     ``parameters()``."""
     return sum(p.numel() for p in net.parameters())
+
+
+def resize(x: Tensor, side: int) -> Tensor:
+    """``x`` at ``side²``: area averaging to shrink (2×2 means for 256 → 128), bicubic to grow,
+    as is at the same side."""
+    if x.shape[-1] == side and x.shape[-2] == side:
+        return x
+    mode = "area" if x.shape[-1] > side else "bicubic"
+    return F.interpolate(x, size=(side, side), mode=mode, **({} if mode == "area" else {"align_corners": False}))
+
+
+class OfficialGenerator(nn.Module):
+    """``G(y, z)`` on vsdr's images (``image_size²``, ``[−1, 1]``) through the official
+    ``net_size²`` denoiser ``gen``: ``y`` resized to ``net_size`` (``resize``: area from 256²),
+    mapped to the official ``[0, 1]`` (``(y + 1)/2``, unclipped as its noisy inputs were),
+    denoised, mapped back (``2x − 1``, unclamped) and resized to ``image_size`` (bicubic).
+    ``z``: the flat decoder noise maps of ``EncDec.forward`` (``σ_z`` already applied)."""
+
+    def __init__(self, image_size: int = 256, net_size: int = 128):
+        super().__init__()
+        self.image_size, self.net_size = int(image_size), int(net_size)
+        self.gen = EncDec(self.net_size)
+        self.z_dim, self.z_shape = self.gen.z_dim, self.gen.z_shape
+
+    def forward(self, y: Tensor, z: Tensor) -> Tensor:
+        x01 = self.gen((resize(y, self.net_size) + 1) / 2, z)
+        return resize(2 * x01 - 1, self.image_size)

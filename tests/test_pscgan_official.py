@@ -19,14 +19,21 @@ from vsdr.data.images import save_images
 from vsdr.errors import ConfigError
 from vsdr.experiments.validate import validate_config
 from vsdr.models.pscgan_checkpoint import convert, load_official, shared_groups
-from vsdr.models.pscgan_official import (Critic, EncDec, OfficialGenerator, PSCGANOfficial, noise_sides,
-                                         param_count)
+from vsdr.models.pscgan_official import (
+    Critic,
+    EncDec,
+    OfficialGenerator,
+    PSCGANOfficial,
+    noise_sides,
+    param_count,
+)
 
 KEYS = Path(__file__).parent / "data" / "pscgan_official_ffhq_keys.tsv"
 
 
 def official_rows() -> list[tuple[str, tuple[int, ...]]]:
-    rows = [line.rstrip("\n").split("\t") for line in KEYS.read_text().splitlines() if not line.startswith("#")]
+    lines = [line for line in KEYS.read_text().splitlines() if not line.startswith("#")]
+    rows = [line.split("\t") for line in lines]
     return [(k, tuple(ast.literal_eval(s))) for k, s in rows]
 
 
@@ -120,8 +127,9 @@ def test_random_weights_load_strictly_bit_for_bit(official, tmp_path):
 def _fake_lightning_classes():
     """Lightning 1.2's ModelCheckpoint and AttributeDict under their real module names, without
     Lightning 1.2: what a published checkpoint's pickle names."""
-    names = ["pytorch_lightning", "pytorch_lightning.callbacks", "pytorch_lightning.callbacks.model_checkpoint",
-             "pytorch_lightning.utilities", "pytorch_lightning.utilities.parsing"]
+    names = ["pytorch_lightning", "pytorch_lightning.callbacks",
+             "pytorch_lightning.callbacks.model_checkpoint", "pytorch_lightning.utilities",
+             "pytorch_lightning.utilities.parsing"]
     mods = {n: types.ModuleType(n) for n in names}
     mc = type("ModelCheckpoint", (), {"__module__": names[2]})
     ad = type("AttributeDict", (dict,), {"__module__": names[4]})
@@ -148,17 +156,20 @@ def test_lightning_objects_are_read_weights_only(official, tmp_path, monkeypatch
     with pytest.raises(Exception, match="Unsupported global|ModelCheckpoint"):
         torch.load(tmp_path / "pl.ckpt", weights_only=True)
     load_official(PSCGANOfficial(EncDec(), Critic()), tmp_path / "pl.ckpt")
-    with pytest.raises(ConfigError, match=r"pytorch_lightning.utilities.Thing.*python -m vsdr.models.pscgan_checkpoint"):
+    with pytest.raises(ConfigError,
+                       match=r"pytorch_lightning.utilities.Thing.*python -m vsdr.models.pscgan_checkpoint"):
         load_official(PSCGANOfficial(EncDec(), Critic()), tmp_path / "foreign.ckpt")
     assert convert(tmp_path / "foreign.ckpt", tmp_path / "clean.pt") == 188
     load_official(PSCGANOfficial(EncDec(), Critic()), tmp_path / "clean.pt")
 
 
 @pytest.mark.parametrize("change,match", [
-    ("rename", r"missing keys \['gen.decoder.trgbs.4.conv.0.layers.1.bias'\]; unexpected keys \['gen.decoder.trgbs.4.conv.0.bias'\]"),
+    ("rename", r"missing keys \['gen.decoder.trgbs.4.conv.0.layers.1.bias'\]; "
+               r"unexpected keys \['gen.decoder.trgbs.4.conv.0.bias'\]"),
     ("drop", r"missing keys \['disc.linear.1.bias'\]"),
     ("shape", r"shape mismatches \['disc.linear.0.weight \(512, 512\) vs \(512, 2048\)'\]"),
-    ("unshare", r"different values for gen.encoder.drips.0.1.layers.0.weight and gen.encoder.drips.0.5.layers.0.weight"),
+    ("unshare", r"different values for gen.encoder.drips.0.1.layers.0.weight and "
+                r"gen.encoder.drips.0.5.layers.0.weight"),
 ])
 def test_a_wrong_file_is_refused_by_name(official, tmp_path, change, match):
     state = dict(official.state_dict())
@@ -181,11 +192,14 @@ def test_ffhq_pscgan_defaults_to_the_published_denoiser(tmp_path):
         assert cfg.sampler.gan.format == "official" and cfg.sampler.gan.sigma_255 == 25
         assert cfg.sampler.gan.generator.net_size == 128 and cfg.sampler.gan.generator.image_size == 256
     save_images(torch.zeros(1, 3, 8, 8), tmp_path / "imgs")
-    with pytest.raises(ConfigError, match=r"^sampler.gan.ckpt is not set: gan@sampler.gan=official_ffhq is the "
-                                          r"published PSCGAN denoiser .*pscgan-25.ckpt .*no training images"):
+    want = (r"^sampler.gan.ckpt is not set: gan@sampler.gan=official_ffhq is the published PSCGAN "
+            r"denoiser .*pscgan-25.ckpt .*no training images")
+    with pytest.raises(ConfigError, match=want):
         validate_config(compose_cfg(["experiment=ffhq_deblur_pscgan", f"dataset.root={tmp_path / 'imgs'}"]))
     own = compose_cfg(["experiment=ffhq_deblur_pscgan", "gan@sampler.gan=conv_ffhq"])
     assert own.sampler.gan.generator._target_.endswith("GeneratorConv")
+    from vsdr.experiments.build import network_files  # nothing to train for the scheduler
+    assert network_files(compose_cfg(["experiment=ffhq_deblur_pscgan"])) == [] != network_files(own)
 
 
 def test_ffhq_deblur_pscgan_end_to_end_with_a_random_official_checkpoint(official, tmp_path, cache_dir):
@@ -195,11 +209,12 @@ def test_ffhq_deblur_pscgan_end_to_end_with_a_random_official_checkpoint(officia
 
     randomise(official, 4)
     torch.save(_lightning_like(official.state_dict()), tmp_path / "pscgan-25.ckpt")
-    save_images(torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1, tmp_path / "test")
+    image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    save_images(image, tmp_path / "test")
     cfg = compose_cfg(["experiment=ffhq_deblur_pscgan", "dataset.image_size=64",
                        f"dataset.root={tmp_path / 'test'}", f"sampler.gan.ckpt={tmp_path / 'pscgan-25.ckpt'}",
-                       "sampler.values=[1,2]", "data.net_batch=2", "image_metrics.standin=true", "logger=none",
-                       "progress=false"])
+                       "sampler.values=[1,2]", "data.net_batch=2", "image_metrics.standin=true",
+                       "logger=none", "progress=false"])
     rows = run_job(cfg, tmp_path / "job")
     assert [r["value"] for r in rows] == [1.0, 2.0] and all(r["psnr"] > 0 for r in rows)
     meta = json.loads((tmp_path / "job" / "metrics.json").read_text())["model"]

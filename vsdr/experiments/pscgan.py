@@ -104,7 +104,8 @@ def load_official_pscgan(cfg: DictConfig, generator, critic, info: dict,
     path = Path(hydra.utils.to_absolute_path(ckpt))
     load_official(PSCGANOfficial(generator.gen, critic), path)
     sigma_255 = float(cfg.sampler.gan.sigma_255)
-    info.update(path=str(path), source="sampler.gan.ckpt", sigma_255=sigma_255, train_sigma=2 * sigma_255 / 255)
+    info.update(path=str(path), source="sampler.gan.ckpt", sigma_255=sigma_255,
+                train_sigma=2 * sigma_255 / 255)
     log.info("PSCGAN: the published denoiser (σ = %g/255) from %s", sigma_255, path)
     return ConditionalGenerator(generator.to(device).eval().requires_grad_(False)), info
 

@@ -214,9 +214,10 @@ def validate_gan_fits_data(cfg: DictConfig, images: bool) -> None:
                        "gan@sampler.gan=mlp2d")
     ckpt = gan.get("ckpt")
     if gan.get("format") == "official" and not ckpt:
-        raise ConfigError("sampler.gan.ckpt is not set: gan@sampler.gan=official_ffhq is the published PSCGAN "
-                          f"denoiser (σ = {gan.get('sigma_255')}/255), loaded and never trained, so it needs "
-                          f"sampler.gan.ckpt=PATH/pscgan-{gan.get('sigma_255')}.ckpt (published "
+        sigma = gan.get("sigma_255")
+        raise ConfigError("sampler.gan.ckpt is not set: gan@sampler.gan=official_ffhq is the published "
+                          f"PSCGAN denoiser (σ = {sigma}/255), loaded and never trained, so it needs "
+                          f"sampler.gan.ckpt=PATH/pscgan-{sigma}.ckpt (published "
                           f"{gan.get('published')}) and no training images, or gan@sampler.gan=conv_ffhq to "
                           "train vsdr's own")
     if ckpt and not _absolute(ckpt).is_file():

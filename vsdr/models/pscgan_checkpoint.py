@@ -68,8 +68,8 @@ def read_state_dict(path: str | Path, what: str = "sampler.gan.ckpt") -> dict[st
             payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise ConfigError(f"{what}={path} holds objects that a weights-only load refuses ({_first_line(e)}): "
-                          f"if the file is trusted, convert it once with `python -m vsdr.models.pscgan_checkpoint "
-                          f"{path} OUT.pt` and give OUT.pt") from e
+                          "if the file is trusted, convert it once with "
+                          f"`python -m vsdr.models.pscgan_checkpoint {path} OUT.pt` and give OUT.pt") from e
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same sentence
         raise ConfigError(f"{what}={path} is not a readable torch checkpoint ({_first_line(e)})") from e
     state = payload.get("state_dict", payload) if isinstance(payload, dict) else None
@@ -96,8 +96,8 @@ def load_strict(net: nn.Module, state: dict[str, torch.Tensor], path: str | Path
     unexpected = [k for k in state if k not in own]
     shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
               for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    parts = [f"{label} {keys[:3]}" for label, keys in
-             (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)) if keys]
+    found = (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes))
+    parts = [f"{label} {keys[:3]}" for label, keys in found if keys]
     if parts:
         raise ConfigError(f"{what}={path} does not fit the official PSCGAN layout: " + "; ".join(parts))
     for group in shared_groups(net):

@@ -132,7 +132,8 @@ class Encoder(nn.Module):
         self.pipeline = nn.Sequential(
             DoubleConv(channels[0], channels[1]),
             *(DoubleConv(a, b, "down") for a, b in zip(channels[1:-1], channels[2:])))
-        self.drips = nn.Sequential(*(drip(c, d, n) for c, d, n in zip(channels[1:-1], drips_channels, drips_depth)))
+        self.drips = nn.Sequential(
+            *(drip(c, d, n) for c, d, n in zip(channels[1:-1], drips_channels, drips_depth)))
 
     def forward(self, y: Tensor) -> list[Tensor]:
         outs = []
@@ -161,7 +162,8 @@ class Decoder(nn.Module):
     encoder branches; every convolution gets a noise map. ``trgbs``: the RGB outputs summed
     across sides (StyleGAN2's skip outputs)."""
 
-    def __init__(self, channels: Sequence[int] = DEC_CHANNELS, drips_channels: Sequence[int] = DRIPS_CHANNELS):
+    def __init__(self, channels: Sequence[int] = DEC_CHANNELS,
+                 drips_channels: Sequence[int] = DRIPS_CHANNELS):
         super().__init__()
         self.conv_blocks = nn.Sequential(
             DoubleConv(channels[0], channels[0], noisy=True),
@@ -256,7 +258,7 @@ class Critic(nn.Module):
         self.final_conv = ConvLayer(channels[-1], channels[-1], 3)
         side = size // 2 ** (len(channels) - 1)
         if side < 1:
-            raise ValueError(f"the official PSCGAN critic needs a side of at least {2 ** (len(channels) - 1)}")
+            raise ValueError(f"the official PSCGAN critic needs a side >= {2 ** (len(channels) - 1)}")
         self.linear = nn.Sequential(EqualLinear(side * side * channels[-1], channels[-1], True),
                                     EqualLinear(channels[-1], 1, False))
         self.y_conv = nn.Sequential(ConvLayer(3, Y_CHANNELS, 3),
@@ -288,7 +290,8 @@ def resize(x: Tensor, side: int) -> Tensor:
     if x.shape[-1] == side and x.shape[-2] == side:
         return x
     mode = "area" if x.shape[-1] > side else "bicubic"
-    return F.interpolate(x, size=(side, side), mode=mode, **({} if mode == "area" else {"align_corners": False}))
+    extra = {} if mode == "area" else {"align_corners": False}
+    return F.interpolate(x, size=(side, side), mode=mode, **extra)
 
 
 class OfficialGenerator(nn.Module):

@@ -184,9 +184,10 @@ def test_conv_generator_batch_independent_through_the_job_wrapper():
 def test_train_sigma_is_in_the_measurements_units():
     cfg = compose_cfg(["experiment=images_small_pscgan", "noise.sigma=0.025", "noise.space=[0,1]"])
     assert train_sigma(cfg) == pytest.approx(0.05)    # [0, 1] units doubled: [−1, 1] units
-    cfg = compose_cfg(["experiment=ffhq_deblur_pscgan_hinoise"])
+    own = "gan@sampler.gan=conv_ffhq"
+    cfg = compose_cfg(["experiment=ffhq_deblur_pscgan_hinoise", own])
     assert (cfg.noise.sigma, train_sigma(cfg)) == (0.5, 0.2)
-    assert gan_cache_path(cfg) == gan_cache_path(compose_cfg(["experiment=ffhq_deblur_pscgan"]))
+    assert gan_cache_path(cfg) == gan_cache_path(compose_cfg(["experiment=ffhq_deblur_pscgan", own]))
     assert train_sigma(compose_cfg(["sampler=pscgan", "noise.sigma=0.5"])) == 0.5   # points: as given
 
 
@@ -195,7 +196,7 @@ def test_train_sigma_is_in_the_measurements_units():
      "dataset=digits holds images but sampler.gan.generator .GeneratorMLP. is a network for points"),
     (["sampler=pscgan", "gan@sampler.gan=conv_digits"],
      "dataset=pinwheel holds points but sampler.gan.generator .GeneratorConv. is a network for images"),
-    (["experiment=ffhq_deblur_pscgan", "dataset.root=IMGS"],
+    (["experiment=ffhq_deblur_pscgan", "gan@sampler.gan=conv_ffhq", "dataset.root=IMGS"],
      r"sampler.gan.ckpt is not set and dataset=ffhq has no dataset.train_root: PSCGAN needs training "
      r"images \(dataset.train_root=FOLDER\) or its trained weights"),
     (["experiment=ffhq_deblur_pscgan", "dataset.root=IMGS", "sampler.gan.ckpt=nowhere.pt"],
@@ -255,9 +256,10 @@ def small_ffhq(tmp_path):
 
 
 def test_ffhq_pscgan_configs_at_cpu_size(small_ffhq, tmp_path, cache_dir):
-    """ffhq_deblur_pscgan at 64² with a tiny GAN (2 steps), then ffhq_deblur_pscgan_hinoise:
-    the same GAN (trained at σ_y = 0.2, from the cache) on measurements at σ_y = 0.5."""
-    small = ["dataset.image_size=64", f"dataset.root={small_ffhq / 'test'}",
+    """ffhq_deblur_pscgan with vsdr's own GAN (conv_ffhq) at 64², tiny (2 steps), then
+    ffhq_deblur_pscgan_hinoise: the same GAN (trained at σ_y = 0.2, from the cache) on
+    measurements at σ_y = 0.5. (The published denoiser: tests/test_pscgan_official.py.)"""
+    small = ["gan@sampler.gan=conv_ffhq", "dataset.image_size=64", f"dataset.root={small_ffhq / 'test'}",
              f"dataset.train_root={small_ffhq / 'train'}", "sampler.gan.generator.width=2",
              "sampler.gan.critic.width=2", "sampler.gan.train.steps=2", "sampler.gan.train.batch_size=2",
              "data.n_train=3", "sampler.values=[1,2]", "image_metrics.standin=true", "logger=none",

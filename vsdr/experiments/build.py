@@ -21,7 +21,7 @@ from vsdr.data.toy2d import PointDataset
 from vsdr.errors import ConfigError
 from vsdr.experiments import tracking
 from vsdr.experiments.prior import cache_path, load_or_train_prior
-from vsdr.experiments.pscgan import gan_cache_path, load_or_train_pscgan
+from vsdr.experiments.pscgan import gan_cache_path, is_official, load_or_train_pscgan
 from vsdr.experiments.validate import lam_values, sampler_class, uses_score_network
 from vsdr.metrics.bootstrap import Bootstrap
 from vsdr.samplers.base import Sampler
@@ -183,7 +183,7 @@ def network_files(cfg: DictConfig) -> list[Path]:
     ``score=network``; none when the job loads a given checkpoint or runs a closed-form score.
     A scheduler of several jobs (``scripts/make_figures.py``) runs one trainer per file."""
     if cfg.sampler.get("gan") is not None:
-        return [] if cfg.sampler.gan.get("ckpt") else [gan_cache_path(cfg)]
+        return [] if cfg.sampler.gan.get("ckpt") or is_official(cfg) else [gan_cache_path(cfg)]
     if uses_score_network(cfg) and not cfg.model.get("ckpt"):
         return [cache_path(cfg)]
     return []

@@ -84,13 +84,41 @@ def train_gan(generator, critic, points, operator, sigma: float, trainer, M: int
     return time.perf_counter() - t0
 
 
+def is_official(cfg: DictConfig) -> bool:
+    """``sampler.gan`` is the published PSCGAN (``format: official``): loaded, never trained."""
+    return cfg.sampler.get("gan") is not None and cfg.sampler.gan.get("format") == "official"
+
+
+def load_official_pscgan(cfg: DictConfig, generator, critic, info: dict,
+                         device: torch.device) -> tuple[ConditionalGenerator, dict]:
+    """The published PSCGAN from ``sampler.gan.ckpt`` (``gen.*``/``disc.*`` keys, weights-only
+    read, strict); its training σ is the checkpoint's ``sigma_255``/255 in ``[0, 1]`` units,
+    recorded in ``[−1, 1]`` units as ``train_sigma``."""
+    from vsdr.models.pscgan_checkpoint import load_official
+    from vsdr.models.pscgan_official import PSCGANOfficial
+
+    ckpt = cfg.sampler.gan.get("ckpt")
+    if not ckpt:
+        raise ConfigError("sampler.gan.ckpt is not set: the published PSCGAN (gan@sampler.gan=official_ffhq) "
+                          "is loaded, never trained: give sampler.gan.ckpt=PATH/pscgan-25.ckpt")
+    path = Path(hydra.utils.to_absolute_path(ckpt))
+    load_official(PSCGANOfficial(generator.gen, critic), path)
+    sigma_255 = float(cfg.sampler.gan.sigma_255)
+    info.update(path=str(path), source="sampler.gan.ckpt", sigma_255=sigma_255,
+                train_sigma=2 * sigma_255 / 255)
+    log.info("PSCGAN: the published denoiser (σ = %g/255) from %s", sigma_255, path)
+    return ConditionalGenerator(generator.to(device).eval().requires_grad_(False)), info
+
+
 def load_or_train_pscgan(cfg: DictConfig, dataset, operator, logger,
                          device: torch.device) -> tuple[ConditionalGenerator, dict]:
     """The job's ``ConditionalGenerator`` and a dict describing where its weights came from."""
     generator, critic = build_gan(cfg)
     info: dict = {"generator_params": sum(p.numel() for p in generator.parameters()),
-                  "critic_params": sum(p.numel() for p in critic.parameters()),
-                  "train_sigma": train_sigma(cfg)}
+                  "critic_params": sum(p.numel() for p in critic.parameters())}
+    if is_official(cfg):
+        return load_official_pscgan(cfg, generator, critic, info, device)
+    info["train_sigma"] = train_sigma(cfg)
     ckpt = cfg.sampler.gan.get("ckpt")
     path = Path(hydra.utils.to_absolute_path(ckpt)) if ckpt else gan_cache_path(cfg)
     info["path"] = str(path)

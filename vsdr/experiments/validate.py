@@ -213,6 +213,13 @@ def validate_gan_fits_data(cfg: DictConfig, images: bool) -> None:
                        "image networks (gan@sampler.gan=conv_digits for 16×16 images, conv_ffhq)",
                        "gan@sampler.gan=mlp2d")
     ckpt = gan.get("ckpt")
+    if gan.get("format") == "official" and not ckpt:
+        sigma = gan.get("sigma_255")
+        raise ConfigError("sampler.gan.ckpt is not set: gan@sampler.gan=official_ffhq is the published "
+                          f"PSCGAN denoiser (σ = {sigma}/255), loaded and never trained, so it needs "
+                          f"sampler.gan.ckpt=PATH/pscgan-{sigma}.ckpt (published "
+                          f"{gan.get('published')}) and no training images, or gan@sampler.gan=conv_ffhq to "
+                          "train vsdr's own")
     if ckpt and not _absolute(ckpt).is_file():
         raise ConfigError(f"sampler.gan.ckpt={_absolute(ckpt)} does not exist: PSCGAN's saved "
                           "{generator, critic} weights are expected there")

@@ -58,7 +58,7 @@ def test_tiny_image_job_writes_every_file(tmp_path, cache_dir):
         table = list(csv.DictReader(f))
     assert [float(r["value"]) for r in table] == [0.0, 1.0]
     for r in table:
-        assert r["dataset"] == "digits" and r["operator"] == "gaussian_blur" and r["knob"] == "lam"
+        assert r["dataset"] == "digits" and r["operator"] == "gaussian_blur_small" and r["knob"] == "lam"
         assert r["sigma_space"] == "[-1,1]" and float(r["sigma"]) == 0.05
         for col in ("mse", "psnr", "ssim", "lpips_alex_standin", "fid_standin", "fd_pca", "fd_patch",
                     "chroma"):
@@ -238,15 +238,15 @@ def test_tiny_baseline_image_jobs_run(tmp_path, cache_dir, experiment):
 
 def test_images_small_composes_for_both_operators():
     blur = compose_cfg(["experiment=images_small"])
-    assert blur.operator.name == "gaussian_blur" and blur.operator.kernel_size == 9
+    assert blur.operator.name == "gaussian_blur_small" and blur.operator.kernel_size == 9
     assert blur.sampler.variance == "learned_range" and blur.sampler.clip_x0 is True
     assert issubclass(hydra.utils.get_class(blur.dataset._target_), ImageDataset)
     assert blur.noise.space == "[-1,1]"
     sr = compose_cfg(["experiment=images_small", "operator=super_resolution_x4"])
-    assert sr.operator.name == "super_resolution" and sr.operator.scale == 4
+    assert sr.operator.name == "super_resolution_x4" and sr.operator.scale == 4
     from scripts.make_figures import FIGURES
 
-    for name, operator in (("images_small", "gaussian_blur"), ("images_small_sr", "super_resolution")):
+    for name, operator in (("images_small", "gaussian_blur_small"), ("images_small_sr", "super_resolution_x4")):
         jobs = FIGURES[name].jobs
         assert len(jobs) == 4
         samplers = set()

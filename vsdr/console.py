@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 import warnings
 
 #: seconds between two refreshes of a progress bar that does not write to a terminal
@@ -41,15 +42,47 @@ def tqdm_options(enabled: bool) -> dict:
 def training_progress(enabled: bool, steps: int) -> list:
     """Lightning callbacks for the training bar: none when not ``enabled`` (pass
     ``enable_progress_bar=False``), else a ``TQDMProgressBar`` refreshed every step on a
-    terminal and ``SPARSE_TRAINING_UPDATES`` times over ``steps`` elsewhere."""
+    terminal; elsewhere (a redirected log) a ``SparseProgressBar``: at most one line every
+    ``SPARSE_SECONDS``, and the final state, like the sampling bars (``tqdm_options``).
+    ``steps``: the run's steps; the bar reads its state every ``steps //
+    SPARSE_TRAINING_UPDATES`` of them."""
     if not enabled:
         return []
     from lightning.pytorch.callbacks import TQDMProgressBar
 
     if interactive():
         return [TQDMProgressBar(refresh_rate=1)]
-    rate = max(1, steps // SPARSE_TRAINING_UPDATES) if steps > 0 else 1000
-    return [TQDMProgressBar(refresh_rate=rate)]
+    return [sparse_progress_bar(max(1, steps // SPARSE_TRAINING_UPDATES) if steps > 0 else 1)]
+
+
+def sparse_progress_bar(refresh_rate: int, seconds: float = SPARSE_SECONDS):
+    """A ``TQDMProgressBar`` whose training bar writes at most one line every ``seconds``
+    (Lightning refreshes its bars explicitly, on every update, description and postfix, which
+    tqdm's ``mininterval`` does not hold back), plus the first and the final line."""
+    from lightning.pytorch.callbacks import TQDMProgressBar
+    from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
+
+    class SparseTqdm(Tqdm):
+        """A bar whose ``refresh`` is a no-op until ``seconds`` passed since the last line;
+        ``close`` still writes the final state."""
+
+        def refresh(self, nolock: bool = False, lock_args=None) -> None:
+            now = time.monotonic()
+            last = getattr(self, "_vsdr_last", None)
+            if last is not None and now - last < seconds:
+                return
+            self._vsdr_last = now
+            super().refresh(nolock=nolock, lock_args=lock_args)
+
+    class SparseProgressBar(TQDMProgressBar):
+        """Lightning's bar, its training bar a ``SparseTqdm``."""
+
+        def init_train_tqdm(self) -> Tqdm:  # Lightning's own, but a SparseTqdm
+            return SparseTqdm(desc=self.train_description, position=2 * self.process_position,
+                              disable=self.is_disabled, leave=True, dynamic_ncols=True,
+                              file=sys.stdout, smoothing=0, bar_format=self.BAR_FORMAT)
+
+    return SparseProgressBar(refresh_rate=refresh_rate)
 
 
 def quiet_logs() -> None:

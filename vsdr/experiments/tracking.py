@@ -5,8 +5,8 @@ marks the run *failed*) when the job fails.
 
 What a job tells its loggers: the resolved config as hyper-parameters (``log_config``) and
 one ``eval/KNOB=VALUE/COLUMN`` value per result of each metrics row (``log_results``; CSV: a
-metric). A wandb run holds those keys in its summary (the runs table of a sweep compares them
-across runs), the DP rows as the table ``dp_table`` (the columns of metrics.csv), one
+metric, and only when the job trained a network: ``vsdr/experiments/csv_logger.py``). A wandb
+run holds those keys in its summary (the runs table of a sweep compares them across runs), the DP rows as the table ``dp_table`` (the columns of metrics.csv), one
 history step per knob value (``dp/KNOB`` with ``dp/mse``, ``dp/w2``, … plotted against it) and
 the job's PNG figures as images ``figures/NAME``. Its console is not captured unless
 ``logger.console`` asks (``wrap``, ``redirect``): the run holds what the job logged, not
@@ -80,9 +80,13 @@ def eval_keys(rows: Sequence[Mapping]) -> dict[str, float]:
 def log_results(logger, rows: Sequence[Mapping], columns: Sequence[str],
                 figures: Mapping[str, str | Path] | None = None) -> None:
     """A finished job's results to every logger: the ``eval/…`` metrics; on wandb also the DP
-    table, the history per knob value, the summary keys and ``figures`` (name → PNG)."""
+    table, the history per knob value, the summary keys and ``figures`` (name → PNG). A
+    logger that is not ``started`` (``TrainingCSVLogger`` of a job whose network came from the
+    cache) gets nothing: its folder would hold only a copy of ``metrics.csv``."""
     keys = eval_keys(rows)
     for lg in each(logger):
+        if not getattr(lg, "started", True):  # logger=csv of a job that trained nothing: no folder
+            continue
         if not is_wandb_logger(lg):
             lg.log_metrics(keys)
             continue

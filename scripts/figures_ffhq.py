@@ -129,14 +129,14 @@ def plot_settings(rows: list[dict], out: Path) -> list[Path]:
 
     from vsdr.experiments.writer import save_figure
     from vsdr.plotting.figures import plot_dp_overlay
+    from vsdr.plotting.words import axis_label
 
     written = []
     for setting in dict.fromkeys(r["setting"] for r in rows):
         part = [{**r, "sampler": r["method"]} for r in rows if r["setting"] == setting]
         col = part[0]["lpips_column"]
         fig = plot_dp_overlay(part, f"FFHQ {setting}: DP plane ({len({r['job'] for r in part})} jobs)",
-                              perception="lpips", xlabel=f"perception: {col} (lower is better)",
-                              ylabel="distortion: MSE of [0, 1] images")
+                              perception="lpips", xlabel=axis_label(col, "perception", part))
         written.append(save_figure(fig, out / f"{part[0]['figure']}_{setting}.png")[0])  # and its PDF
         plt.close(fig)
     return written

@@ -172,12 +172,11 @@ def plot_images(name: str, job_dirs: dict[str, Path], out: Path) -> None:
     patch = meta["config"]["image_eval"].get("fd_patch")
     grey = " grey" if meta["config"]["image_eval"].get("fd_patch_grey") else ""
     xlabel = {"fd_pca": "perception: fd_pca, Fréchet distance in the top-8 PCA space of the "
-                        "training digits (lower is better)",
+                        "training digits (lower is more natural)",
               "fd_patch": f"perception: fd_patch, Fréchet distance of{grey} {patch}×{patch} patches to the "
-                          "clean images (lower is better)"}.get(perception, f"perception: {perception}")
+                          "clean images (lower is more natural)"}.get(perception)
     _save(plot_dp_overlay(rows, title, label_of=_label, max_mse=mse_limit(rows, 2.0),
-                          perception=perception, xlabel=xlabel,
-                          ylabel="distortion: MSE of [0, 1] images"), out, f"{name}_dp")
+                          perception=perception, xlabel=xlabel), out, f"{name}_dp")
     columns, x0, y = [], None, None
     for key, d in job_dirs.items():
         z = np.load(d / "samples.npz")

@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from vsdr.plotting.words import axis_label  # noqa: E402
 from vsdr.samplers import knob_symbol  # noqa: E402 - every sampler declares its knobs' symbols
 
 #: font sizes of the DP figures (a reviewer reads 9 pt and up at the figure's printed size)
@@ -119,8 +120,9 @@ def plot_dp_curve(rows: Sequence[dict], perception: str = "w2", distortion: str 
     each curve within ``xlim``/``ylim``) or ``"none"``), each placed clear of the others and of
     the curves where it can (``place_labels``). ``optimal = (D*, P grid)`` overlays
     ``D(P) = D* + (√D* − P)²`` (Theorem 2); by default it is drawn when every row carries the
-    same ``mmse``. ``xlabel``, ``ylabel``, ``xlim``, ``ylim`` replace the
-    defaults (before the labels are placed)."""
+    same ``mmse``. The axes say in words what they measure (``vsdr.plotting.words``);
+    ``xlabel``, ``ylabel``, ``xlim``, ``ylim`` replace the defaults (before the labels are
+    placed)."""
     fig, ax = plt.subplots(figsize=(6.4, 4.8))
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
@@ -151,10 +153,8 @@ def plot_dp_curve(rows: Sequence[dict], perception: str = "w2", distortion: str 
         d_star, p = optimal
         ax.plot(p, d_star + (np.sqrt(d_star) - np.minimum(p, np.sqrt(d_star))) ** 2, "k--",
                 lw=1, label="optimal D(P)")
-    reference = "the posterior" if rows and rows[0].get("mmse") not in (None, "") else "clean data"
-    ax.set_xlabel(xlabel or f"perception: {perception.upper()} to {reference} (lower is better)",
-                  fontsize=FONT)
-    ax.set_ylabel(ylabel or f"distortion: {distortion.upper()} = E‖x0 − x̂‖²", fontsize=FONT)
+    ax.set_xlabel(wrap_title(xlabel or axis_label(perception, "perception", rows), 75), fontsize=FONT)
+    ax.set_ylabel(wrap_title(ylabel or axis_label(distortion, "distortion", rows), 50), fontsize=FONT)
     if barred:
         which = " and ".join(c.upper() for c in (distortion, perception) if c in barred)
         note = f"bars: bootstrap intervals of {which} over the test items"

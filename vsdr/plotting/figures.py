@@ -13,11 +13,11 @@ from vsdr.plotting.dp import plot_dp_curve, plural  # noqa: E402
 
 def plot_dp_overlay(rows: Sequence[dict], title: str, label_of=None,
                     max_mse: float | None = None, perception: str = "w2",
-                    xlabel: str = "perception: W2 to the clean test points (data units; lower is better)",
-                    ylabel: str = "distortion: MSE = E‖x0 − x̂‖² (data units²)"):
+                    xlabel: str | None = None, ylabel: str | None = None):
     """Every (sampler, knob) group of ``rows`` as one curve, its two end points labelled with
     their knob values; ``label_of(row)`` may rename the sampler (e.g. to say at which σ a GAN
-    was trained). Axes in the data's units. Points with MSE above ``max_mse`` (e.g. DPS at
+    was trained). Axes in words (``vsdr.plotting.words``) unless ``xlabel``/``ylabel`` are
+    given. Points with MSE above ``max_mse`` (e.g. DPS at
     ζ = 0, an unconditional sampler) fall off the plot and the title says how many."""
     if label_of is not None:
         rows = [{**r, "sampler": label_of(r)} for r in rows]

@@ -134,15 +134,71 @@ class OnceFilter(logging.Filter):
         return True
 
 
+class BelowWarning(logging.Filter):
+    """Pass records below ``WARNING`` only (submitit's stdout handler: its stderr handler
+    prints the warnings)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.WARNING
+
+
+def one_copy_per_record(lg: logging.Logger) -> None:
+    """Print each of submitit's records once. submitit's own config sends a warning to its
+    stdout handler (level DEBUG), to its stderr handler and, propagated, to Hydra's console
+    (stdout): three copies. With both of submitit's handlers there (its default config),
+    warnings go to stderr only, the rest to stdout, and nothing on to Hydra's console.
+    Idempotent; a submitit without its handlers (``SUBMITIT_LOG_LEVEL=NOCONFIG``) is left as
+    it is."""
+    handlers = {h.name: h for h in lg.handlers}
+    if not {"submitit_out", "submitit_err"} <= set(handlers):
+        return
+    out = handlers["submitit_out"]
+    if not any(isinstance(f, BelowWarning) for f in out.filters):
+        out.addFilter(BelowWarning())
+    lg.propagate = False
+
+
+class QuietSacct:
+    """Stands in for ``subprocess`` in submitit's core module: ``check_output`` of a ``sacct``
+    command keeps sacct's stderr (``Slurm accounting storage is disabled``, on every poll of a
+    cluster without accounting) out of the terminal; submitit's warning, shown once, says it.
+    Everything else is ``subprocess`` itself."""
+
+    def __init__(self, module) -> None:
+        self.module = module
+
+    def __getattr__(self, name: str):
+        return getattr(self.module, name)
+
+    def check_output(self, command, *args, **kwargs):
+        if list(command)[:1] == ["sacct"]:
+            kwargs.setdefault("stderr", self.module.PIPE)
+        return self.module.check_output(command, *args, **kwargs)
+
+
+def quiet_sacct() -> None:
+    """Route submitit's ``sacct`` polls through ``QuietSacct`` (idempotent)."""
+    try:
+        from submitit.core import core
+    except ImportError:  # pragma: no cover - submitit is a dependency
+        return
+    if not isinstance(core.subprocess, QuietSacct):
+        core.subprocess = QuietSacct(core.subprocess)
+
+
 def quiet_submitit() -> OnceFilter:
     """Show submitit's ``sacct`` fallback warning once per sweep instead of on every poll of
-    the jobs' states (every few seconds, then every minute, for the whole sweep). Idempotent:
-    returns the filter installed on the ``submitit`` logger."""
+    the jobs' states (every few seconds, then every minute, for the whole sweep), print it
+    once, on stderr (``one_copy_per_record``), and keep ``sacct``'s own complaint of every
+    poll out of the terminal (``quiet_sacct``). Idempotent: returns the filter installed on
+    the ``submitit`` logger."""
     try:  # submitit configures its logger when imported: import it first, then add the filter
         import submitit.core.logger  # noqa: F401
     except ImportError:  # pragma: no cover - submitit is a dependency
         pass
     lg = logging.getLogger("submitit")
+    one_copy_per_record(lg)
+    quiet_sacct()
     for f in lg.filters:
         if isinstance(f, OnceFilter) and f.text == SACCT_WARNING:
             return f

@@ -246,7 +246,8 @@ def test_images_small_composes_for_both_operators():
     assert sr.operator.name == "super_resolution_x4" and sr.operator.scale == 4
     from scripts.make_figures import FIGURES
 
-    for name, operator in (("images_small", "gaussian_blur_small"), ("images_small_sr", "super_resolution_x4")):
+    for name, operator in (("images_small", "gaussian_blur_small"),
+                           ("images_small_sr", "super_resolution_x4")):
         jobs = FIGURES[name].jobs
         assert len(jobs) == 4
         samplers = set()

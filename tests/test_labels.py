@@ -50,8 +50,9 @@ def test_every_metric_in_words_and_stand_ins_never_pass_as_the_real_metric():
         words = describe(column, images=True)
         assert "stand-in (random weights: not the real " in words and "lower" in words, column
     points = [{"mse": 1.0, "w2": 1.0}]
-    assert axis_label("w2", "perception", points) == ("perception: W2, the Wasserstein-2 distance to the "
-                                                     "clean test points in data units (lower is more natural)")
+    assert axis_label("w2", "perception", points) == (
+        "perception: W2, the Wasserstein-2 distance to the clean test points in data units "
+        "(lower is more natural)")
     assert "to the posterior" in axis_label("w2", "perception", [{**points[0], "mmse": 0.5}])
     assert axis_label("mse", "distortion", points).startswith("distortion: MSE = E‖x0 − x̂‖² in data units²")
 

@@ -6,9 +6,10 @@ marks the run *failed*) when the job fails.
 What a job tells its loggers: the resolved config as hyper-parameters (``log_config``) and
 one ``eval/KNOB=VALUE/COLUMN`` value per result of each metrics row (``log_results``; CSV: a
 metric, and only when the job trained a network: ``vsdr/experiments/csv_logger.py``). A wandb
-run holds those keys in its summary (the runs table of a sweep compares them across runs), the DP rows as the table ``dp_table`` (the columns of metrics.csv), one
-history step per knob value (``dp/KNOB`` with ``dp/mse``, ``dp/w2``, … plotted against it) and
-the job's PNG figures as images ``figures/NAME``. Its console is not captured unless
+run holds those keys in its summary (the runs table of a sweep compares them across runs),
+the DP rows as the table ``dp_table`` (the columns of metrics.csv), one history step per knob
+value (``dp/KNOB`` with ``dp/mse``, ``dp/w2``, … plotted against it) and the job's PNG figures
+as images ``figures/NAME``. Its console is not captured unless
 ``logger.console`` asks (``wrap``, ``redirect``): the run holds what the job logged, not
 progress bars."""
 from __future__ import annotations

@@ -13,14 +13,13 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from vsdr.data.images import ImageTrainSet
+from vsdr.diffusion import VPSchedule, per_sample_seeds
+from vsdr.models import ADMUNet, NetworkPrior
+from vsdr.operators import Identity
+from vsdr.samplers import VarianceScaledSampler
 
-from vsdr.data.images import ImageTrainSet  # noqa: E402
-from vsdr.diffusion import VPSchedule, per_sample_seeds  # noqa: E402
-from vsdr.models import ADMUNet, NetworkPrior  # noqa: E402
-from vsdr.operators import Identity  # noqa: E402
-from vsdr.samplers import VarianceScaledSampler  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 LAMS = (0.0, 0.25, 1.0)
 CHAINS = 8

@@ -12,11 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from vsdr.data.images import list_images, read_image  # noqa: E402
-from vsdr.errors import ConfigError  # noqa: E402
+from vsdr.data.images import list_images, read_image
+from vsdr.errors import ConfigError
 
 
 def problems(folder: Path, count: int | None, size: int) -> list[str]:

@@ -12,10 +12,7 @@ import csv
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from vsdr.tasks.analytic import optimal_mse  # noqa: E402
+from vsdr.tasks.analytic import optimal_mse
 
 
 def gap_summary(rows: list[dict]) -> dict[str, float]:

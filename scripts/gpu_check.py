@@ -36,12 +36,11 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from vsdr.diffusion.tweedie import x0_from_eps
+from vsdr.experiments.prior import random_network
+from vsdr.models.precision import DTYPES, NetworkPrecision
 
-from vsdr.diffusion.tweedie import x0_from_eps  # noqa: E402
-from vsdr.experiments.prior import random_network  # noqa: E402
-from vsdr.models.precision import DTYPES, NetworkPrecision  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 #: the FFHQ jobs of Figs. 6-8 and Table IV, for the device-hours table
 FFHQ_JOBS = ("ffhq_deblur", "ffhq_deblur_hinoise", "ffhq_sr8", "ffhq_deblur_dps", "ffhq_sr8_dps",
@@ -141,9 +140,8 @@ def run_small_job(out: Path, device_name: str, cpu_scale: bool, precision: str) 
             f"hydra.run.dir={out / 'job'}", f"paths.cache_dir={out / 'cache'}"]
     if cpu_scale:
         args.append("lam=[0,1]")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     t0 = time.perf_counter()
-    res = subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=out, env=env,
+    res = subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=out,
                          capture_output=True, text=True)
     wall = time.perf_counter() - t0
     info = {"args": args, "returncode": res.returncode, "wall_s": wall}

@@ -16,8 +16,7 @@ Sections (``--only``):
   (two busy ``python -c "while True: pass"`` processes, started and killed here), with
   ``threads=1`` and torch's default thread count;
 - ``memory`` (not in the default set): resident memory along one ``--memory-steps`` chain of
-  ours on ``adm_small`` (it replaces ``scripts/bench_sampler.py``, which docs/RESULTS.md §6.1
-  cites).
+  ours on ``adm_small`` (it replaces the earlier ``bench_sampler.py`` of docs/RESULTS.md §6.1).
 
 Every section alternates its variants (A B C A B C …, ``--reps`` rounds) and reports medians,
 so a load change on a shared machine hits all variants alike. Peak memory: ``getrusage``'s

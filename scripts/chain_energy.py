@@ -6,6 +6,7 @@ that the network was trained on. Needs the cached digits network (run the experi
 """
 from __future__ import annotations
 
+import argparse
 import glob
 import sys
 from pathlib import Path
@@ -26,7 +27,9 @@ CHAINS = 8
 REPORT_STEPS = (90, 70, 50, 30, 10, 0)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+                            ).parse_args(argv)
     torch.set_num_threads(1)
     cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "conf/model/adm_digits.yaml"))
     for k in ("_target_", "name", "ckpt", "preconditioning"):

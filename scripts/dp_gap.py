@@ -8,6 +8,7 @@ averaged and at its largest over the job's λ; and where the curve ends, ``MSE(1
 """
 from __future__ import annotations
 
+import argparse
 import csv
 import sys
 from pathlib import Path
@@ -27,12 +28,12 @@ def gap_summary(rows: list[dict]) -> dict[str, float]:
             "w2_end": float(rows[-1]["w2"])}
 
 
-def main(argv: list[str]) -> int:
-    if not argv:
-        print(__doc__)
-        return 2
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("jobs", nargs="+", metavar="LABEL=JOB_DIR", help="a job dir, optionally labelled")
+    jobs = ap.parse_args(argv).jobs
     print(f"{'job':>16} {'MSE(0)/D*':>10} {'mean gap':>9} {'max gap':>8} {'MSE(1)/D*':>10} {'W2(1)':>7}")
-    for arg in argv:
+    for arg in jobs:
         label, _, job = arg.rpartition("=")
         with open(Path(job) / "metrics.csv", newline="") as f:
             s = gap_summary(list(csv.DictReader(f)))
@@ -42,4 +43,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

@@ -14,12 +14,12 @@ from vsdr.errors import ConfigError
 EXTENSIONS = (".png", ".jpg", ".jpeg")
 
 
-def list_images(root: str | Path) -> list[Path]:
+def list_images(root: str | Path, key: str = "dataset.root") -> list[Path]:
     """Every PNG/JPEG under ``root`` (sub-folders included, FFHQ's ``00000/00000.png``
-    layout), sorted by path relative to ``root``."""
+    layout), sorted by path relative to ``root``; ``key`` names the setting in errors."""
     root = Path(root)
     if not root.is_dir():
-        raise ConfigError(f"data.root={root} is not a folder of images")
+        raise ConfigError(f"{key}={root} is not a folder of images")
     return sorted((p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in EXTENSIONS),
                   key=lambda p: p.relative_to(root).as_posix())
 
@@ -36,7 +36,7 @@ def read_image(path: str | Path, image_size: int | None = None) -> Tensor:
         raise ConfigError(f"cannot read image {path} ({e})") from e
     h, w = arr.shape[:2]
     if image_size is not None and (h, w) != (image_size, image_size):
-        raise ConfigError(f"image {path} is {w}×{h}, expected {image_size}×{image_size} (data.image_size)")
+        raise ConfigError(f"image {path} is {w}×{h}, expected {image_size}×{image_size} (dataset.image_size)")
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div(127.5).sub(1.0)
 
 
@@ -65,11 +65,12 @@ class ImageFolder:
 
     name = "images"
 
-    def __init__(self, root: str | Path, image_size: int = 256, limit: int | None = None):
+    def __init__(self, root: str | Path, image_size: int = 256, limit: int | None = None,
+                 key: str = "dataset.root"):
         self.root, self.image_size = Path(root), int(image_size)
-        files = list_images(self.root)
+        files = list_images(self.root, key)
         if not files:
-            raise ConfigError(f"data.root={self.root} holds no PNG or JPEG images")
+            raise ConfigError(f"{key}={self.root} holds no PNG or JPEG images")
         if limit is not None:
             if int(limit) < 1:
                 raise ConfigError(f"data.limit must be positive, got {limit}")
@@ -95,7 +96,7 @@ class ImageTrainSet:
     the first ``n`` images (all when fewer; ``seed`` unused, the order is the folder's)."""
 
     def __init__(self, root: str | Path, image_size: int = 256):
-        self.folder = ImageFolder(root, image_size)
+        self.folder = ImageFolder(root, image_size, key="dataset.train_root")
 
     def sample(self, n: int, seed: int = 0) -> Tensor:
         return self.folder.load(min(int(n), len(self.folder)))

@@ -13,19 +13,7 @@ import csv
 import sys
 from pathlib import Path
 
-from vsdr.tasks.analytic import optimal_mse
-
-
-def gap_summary(rows: list[dict]) -> dict[str, float]:
-    """``rows``: one dict per knob value with ``value``, ``mse``, ``w2``, ``mmse`` (strings or
-    numbers). Returns ``mse0_over_dstar`` (at the smallest knob value), ``gap_mean``,
-    ``gap_max``, ``mse1_over_dstar`` and ``w2_end`` (at the largest)."""
-    rows = sorted(rows, key=lambda r: float(r["value"]))
-    gaps = [float(r["mse"]) - optimal_mse(float(r["mmse"]), float(r["w2"])) for r in rows]
-    return {"mse0_over_dstar": float(rows[0]["mse"]) / float(rows[0]["mmse"]),
-            "gap_mean": sum(gaps) / len(gaps), "gap_max": max(gaps),
-            "mse1_over_dstar": float(rows[-1]["mse"]) / float(rows[-1]["mmse"]),
-            "w2_end": float(rows[-1]["w2"])}
+from vsdr.tasks.analytic import gap_summary
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,6 +59,31 @@ def save_images(x: Tensor, folder: str | Path, names: Sequence[str] | None = Non
     return paths
 
 
+def folder_problems(folder: Path, count: int | None, size: int) -> list[str]:
+    """What is wrong with ``folder`` as a test set of ``count`` images (any number when ``None``)
+    named 00000 … in order, each ``size``² RGB (empty: nothing; scripts/check_images.py)."""
+    try:
+        files = list_images(folder)
+    except ConfigError as e:
+        return [str(e)]
+    out = []
+    if count is not None and len(files) != count:
+        out.append(f"{len(files)} images, expected {count}")
+    names = [p.stem for p in files]
+    wrong = [f"{n} (position {i})" for i, n in enumerate(names) if n != f"{i:05d}"]
+    if wrong:
+        out.append(f"{len(wrong)} images not named 00000, 00001, … in order: {wrong[:3]}")
+    bad = []
+    for p in files:
+        try:
+            read_image(p, size)
+        except ConfigError as e:
+            bad.append(str(e))
+    if bad:
+        out.append(f"{len(bad)} images unreadable or not {size}×{size}: {bad[:3]}")
+    return out
+
+
 class ImageFolder:
     """The sorted images of ``root``, the first ``limit`` of them (all when ``None``), each
     ``image_size × image_size`` RGB, as ``[−1, 1]`` tensors."""

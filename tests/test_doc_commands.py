@@ -198,7 +198,7 @@ def check(cmd: Command, env: dict[str, str], monkeypatch) -> None:
             check_run_py(shlex.split(given.get("ARGS", "")))
         elif target == "figures":
             check_script("scripts/make_figures.py", names, monkeypatch)
-        elif target == "figures-ffhq":
+        elif target == "figures-ffhq" and "RESULTS" in given:
             check_script("scripts/figures_ffhq.py", [given["RESULTS"]], monkeypatch)
     elif args[0] == "run.py":
         check_run_py(args[1:])

@@ -76,11 +76,12 @@ def test_make_figures_ffhq_passes_results(tmp_path):
 
 
 def test_no_ffhq_job_is_one_sentence(tmp_path):
-    """The script from another folder, on a folder without FFHQ jobs: exit 1, one line."""
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "figures_ffhq.py"), str(tmp_path),
-                           "--out", str(tmp_path / "out")], cwd=tmp_path, capture_output=True, text=True)
-    assert proc.returncode == 1 and proc.stderr.startswith("figures_ffhq: no finished FFHQ job")
-    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+    """A folder without FFHQ jobs: a ``ConfigError`` (the script prints it, exit 1), nothing written."""
+    from vsdr.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="^no finished FFHQ job .* under "):
+        figures_ffhq.make(tmp_path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.slow

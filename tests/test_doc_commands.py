@@ -1,4 +1,4 @@
-"""Every command quoted in README.md and docs/*.md still runs as written: each ``run.py``
+"""Every command quoted in README.md and docs/ still runs as written: each ``run.py``
 command (code blocks and inline code, ``make run ARGS=…`` too) composes, without running, as
 ``run.py … --cfg job`` would (a multirun: every job of the sweep), each ``python scripts/X.py``
 names a script that exists and whose parser accepts the quoted arguments, and each ``make``
@@ -24,7 +24,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 TMP = "/tmp/vsdr-doc-commands"
 #: path placeholders (whole words in a command) -> a temporary path
 PATHS = ("PATH", "FOLDER", "DIR", "TRAIN", "CACHE", "EMPTY", "OUT", "RESULTS", "SWEEP")
@@ -96,6 +96,7 @@ def expand(cmd: Command, env: dict[str, str]) -> list[str]:
     (``…``, ``[what]``) dropped, placeholders replaced."""
     text = re.sub(r"\$(\w+)", lambda m: env.get(m[1], m[0]), cmd.text)
     text = re.sub(r"\[[^\]=,]* [^\]=,]*\]", " ", text)       # [tiny blobs job]
+    text = re.sub(r"(--[\w-]+) …", r"\1 1", text)                # a flag's value elided: --zeta …
     text = re.sub(r"\b(" + "|".join(PATHS) + r")\b(?!=)", TMP, text)
     args = [a for a in shlex.split(text) if a not in ("…", "...", "[NAME…]")]
     args = [a[1:-1] if re.match(r"\[(-|[\w./@+~]+=)", a) and a.endswith("]") else a

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import os
 import re
 import runpy
 import shlex
@@ -25,6 +24,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+#: what path placeholders become (nothing is created there: composing and parsing touch no file)
 TMP = "/tmp/vsdr-doc-commands"
 #: path placeholders (whole words in a command) -> a temporary path
 PATHS = ("PATH", "FOLDER", "DIR", "TRAIN", "CACHE", "EMPTY", "OUT", "RESULTS", "SWEEP")
@@ -81,14 +81,13 @@ def doc_commands(path: Path) -> list[Command]:
     text = path.read_text()
     lines = text.splitlines()
     name = path.relative_to(ROOT)
-    found = [(n, t) for n, t in _code_lines(lines)]
+    found = _code_lines(lines)
     code = {n for n, _ in found}
     for m in re.finditer(r"`([^`\n]+(?:\n[^`\n]+){0,2})`", text):
         line = text.count("\n", 0, m.start()) + 1
         if line not in code:
             found.append((line, " ".join(m[1].split())))
-    cmds = [Command(f"{name}:{n}", START.match(t)["cmd"]) for n, t in sorted(found) if START.match(t)]
-    return cmds
+    return [Command(f"{name}:{n}", START.match(t)["cmd"]) for n, t in sorted(found) if START.match(t)]
 
 
 def expand(cmd: Command, env: dict[str, str]) -> list[str]:
@@ -104,10 +103,12 @@ def expand(cmd: Command, env: dict[str, str]) -> list[str]:
     return [re.sub(r"(?<=[=\[,:{])(\w+)(?=$|[\],}])", lambda m: VALUES.get(m[1], m[1]), a) for a in args]
 
 
-def compose_job(overrides: list[str]) -> None:
-    """Compose ``overrides`` (every job of a sweep) with the Hydra config, and resolve the job's
-    config: what ``run.py OVERRIDES --cfg job`` checks before printing it."""
+def compose_job(overrides: list[str], multirun: bool = False) -> None:
+    """Compose ``overrides`` (with ``multirun``, every job of the sweep) with the Hydra config,
+    and resolve the job's config: what ``run.py OVERRIDES --cfg job`` checks before printing it."""
     parsed = OverridesParser.create().parse_overrides(overrides)
+    swept = [o.input_line for o in parsed if o.is_sweep_override()]
+    assert multirun or not swept, f"{swept} sweep(s) without -m: Hydra refuses them"
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
     sweeps = {o.get_key_element(): list(o.sweep_string_iterator()) for o in parsed if o.is_sweep_override()}
     first = {k: f"{k}={v[0]}" for k, v in sweeps.items()}
@@ -125,7 +126,7 @@ def compose_job(overrides: list[str]) -> None:
 
 
 def check_run_py(args: list[str]) -> None:
-    """``run.py ARGS``: Hydra's flags set aside, the overrides compose."""
+    """``run.py ARGS``: Hydra's flags set aside, the overrides compose (``-m``: every job)."""
     overrides, k = [], 0
     while k < len(args):
         a = args[k]
@@ -135,7 +136,7 @@ def check_run_py(args: list[str]) -> None:
         if not a.startswith("-"):
             overrides.append(a)
         k += 1
-    compose_job(overrides)
+    compose_job(overrides, multirun="-m" in args or "--multirun" in args)
 
 
 class Parsed(Exception):
@@ -209,7 +210,8 @@ def check(cmd: Command, env: dict[str, str], monkeypatch) -> None:
         assert (ROOT / args[0]).is_file(), f"{args[0]} does not exist"
 
 
-ALL = [(c, _shell_vars(p.read_text().splitlines())) for p in DOCS for c in doc_commands(p)]
+ALL = [(c, env) for p, env in [(p, _shell_vars(p.read_text().splitlines())) for p in DOCS]
+       for c in doc_commands(p)]
 
 
 def test_the_docs_quote_commands_of_every_kind():
@@ -226,7 +228,6 @@ def test_the_docs_quote_commands_of_every_kind():
 
 @pytest.mark.parametrize("cmd,env", ALL, ids=[c.where for c, _ in ALL])
 def test_doc_command_composes(cmd, env, monkeypatch):
-    os.makedirs(TMP, exist_ok=True)
     try:
         check(cmd, env, monkeypatch)
     except (Exception, SystemExit) as e:  # noqa: BLE001 - any failure is the command's

@@ -16,8 +16,7 @@ Sections (``--only``):
   (two busy ``python -c "while True: pass"`` processes, started and killed here), with
   ``threads=1`` and torch's default thread count;
 - ``memory`` (not in the default set): resident memory along one ``--memory-steps`` chain of
-  ours on ``adm_small`` (it replaces ``scripts/bench_sampler.py``, which docs/RESULTS.md §6.1
-  cites).
+  ours on ``adm_small`` (it replaces the earlier ``bench_sampler.py`` of docs/RESULTS.md §6.1).
 
 Every section alternates its variants (A B C A B C …, ``--reps`` rounds) and reports medians,
 so a load change on a shared machine hits all variants alike. Peak memory: ``getrusage``'s
@@ -40,16 +39,15 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from vsdr.diffusion import VPSchedule, per_sample_seeds, x0_from_eps
+from vsdr.experiments.prior import random_network
+from vsdr.models import NetworkPrior, ScoreMLP
+from vsdr.models.invariant import FixedShapeNet
+from vsdr.models.precondition import PreconditionedEps
+from vsdr.operators import GaussianBlur, Identity
+from vsdr.samplers import DiffPIRSampler, DPSSampler, VarianceScaledSampler
 
-from vsdr.diffusion import VPSchedule, per_sample_seeds, x0_from_eps  # noqa: E402
-from vsdr.experiments.prior import random_network  # noqa: E402
-from vsdr.models import NetworkPrior, ScoreMLP  # noqa: E402
-from vsdr.models.invariant import FixedShapeNet  # noqa: E402
-from vsdr.models.precondition import PreconditionedEps  # noqa: E402
-from vsdr.operators import GaussianBlur, Identity  # noqa: E402
-from vsdr.samplers import DiffPIRSampler, DPSSampler, VarianceScaledSampler  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 BLOCKS = (64, 128, 256, 512, 1024, 2048)
 

@@ -6,6 +6,7 @@ that the network was trained on. Needs the cached digits network (run the experi
 """
 from __future__ import annotations
 
+import argparse
 import glob
 import sys
 from pathlib import Path
@@ -13,21 +14,22 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from vsdr.data.images import ImageTrainSet
+from vsdr.diffusion import VPSchedule, per_sample_seeds
+from vsdr.models import ADMUNet, NetworkPrior
+from vsdr.operators import Identity
+from vsdr.samplers import VarianceScaledSampler
 
-from vsdr.data.images import ImageTrainSet  # noqa: E402
-from vsdr.diffusion import VPSchedule, per_sample_seeds  # noqa: E402
-from vsdr.models import ADMUNet, NetworkPrior  # noqa: E402
-from vsdr.operators import Identity  # noqa: E402
-from vsdr.samplers import VarianceScaledSampler  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 LAMS = (0.0, 0.25, 1.0)
 CHAINS = 8
 REPORT_STEPS = (90, 70, 50, 30, 10, 0)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+                            ).parse_args(argv)
     torch.set_num_threads(1)
     cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "conf/model/adm_digits.yaml"))
     for k in ("_target_", "name", "ckpt", "preconditioning"):

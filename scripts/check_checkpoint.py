@@ -14,10 +14,7 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from vsdr.experiments.prior import bare_network  # noqa: E402
+from vsdr.experiments.prior import bare_network
 
 
 def compare(net: torch.nn.Module, state: dict) -> dict:

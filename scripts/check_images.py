@@ -12,35 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from vsdr.data.images import list_images, read_image  # noqa: E402
-from vsdr.errors import ConfigError  # noqa: E402
-
-
-def problems(folder: Path, count: int | None, size: int) -> list[str]:
-    """What is wrong with ``folder`` (empty: nothing)."""
-    try:
-        files = list_images(folder)
-    except ConfigError as e:
-        return [str(e)]
-    out = []
-    if count is not None and len(files) != count:
-        out.append(f"{len(files)} images, expected {count}")
-    names = [p.stem for p in files]
-    wrong = [f"{n} (position {i})" for i, n in enumerate(names) if n != f"{i:05d}"]
-    if wrong:
-        out.append(f"{len(wrong)} images not named 00000, 00001, … in order: {wrong[:3]}")
-    bad = []
-    for p in files:
-        try:
-            read_image(p, size)
-        except ConfigError as e:
-            bad.append(str(e))
-    if bad:
-        out.append(f"{len(bad)} images unreadable or not {size}×{size}: {bad[:3]}")
-    return out
+from vsdr.data.images import folder_problems
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--count", type=int, default=1000, help="expected number of images (0: any)")
     ap.add_argument("--size", type=int, default=256)
     a = ap.parse_args(argv)
-    found = problems(a.folder, a.count or None, a.size)
+    found = folder_problems(a.folder, a.count or None, a.size)
     for line in found:
         print(f"check_images: {line}")
     if not found:

@@ -8,34 +8,20 @@ averaged and at its largest over the job's λ; and where the curve ends, ``MSE(1
 """
 from __future__ import annotations
 
+import argparse
 import csv
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from vsdr.tasks.analytic import optimal_mse  # noqa: E402
+from vsdr.tasks.analytic import gap_summary
 
 
-def gap_summary(rows: list[dict]) -> dict[str, float]:
-    """``rows``: one dict per knob value with ``value``, ``mse``, ``w2``, ``mmse`` (strings or
-    numbers). Returns ``mse0_over_dstar`` (at the smallest knob value), ``gap_mean``,
-    ``gap_max``, ``mse1_over_dstar`` and ``w2_end`` (at the largest)."""
-    rows = sorted(rows, key=lambda r: float(r["value"]))
-    gaps = [float(r["mse"]) - optimal_mse(float(r["mmse"]), float(r["w2"])) for r in rows]
-    return {"mse0_over_dstar": float(rows[0]["mse"]) / float(rows[0]["mmse"]),
-            "gap_mean": sum(gaps) / len(gaps), "gap_max": max(gaps),
-            "mse1_over_dstar": float(rows[-1]["mse"]) / float(rows[-1]["mmse"]),
-            "w2_end": float(rows[-1]["w2"])}
-
-
-def main(argv: list[str]) -> int:
-    if not argv:
-        print(__doc__)
-        return 2
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("jobs", nargs="+", metavar="LABEL=JOB_DIR", help="a job dir, optionally labelled")
+    jobs = ap.parse_args(argv).jobs
     print(f"{'job':>16} {'MSE(0)/D*':>10} {'mean gap':>9} {'max gap':>8} {'MSE(1)/D*':>10} {'W2(1)':>7}")
-    for arg in argv:
+    for arg in jobs:
         label, _, job = arg.rpartition("=")
         with open(Path(job) / "metrics.csv", newline="") as f:
             s = gap_summary(list(csv.DictReader(f)))
@@ -45,4 +31,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

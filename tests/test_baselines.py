@@ -379,20 +379,14 @@ def test_pscgan_job_trains_caches_and_retrains_for_a_new_sigma(tmp_path, cache_d
 
 
 def test_every_figure_job_composes():
-    """Each job of scripts/make_figures.py is a valid config whose knob fits its sampler."""
-    import importlib.util
-
-    from conftest import ROOT
-
-    from vsdr.experiments.build import knob_values
-    from vsdr.experiments.validate import sampler_class, validate_config
-    spec = importlib.util.spec_from_file_location("make_figures", ROOT / "scripts" / "make_figures.py")
-    mf = importlib.util.module_from_spec(spec)
-    sys.modules["make_figures"] = mf       # its dataclass needs the module registered
-    spec.loader.exec_module(mf)
+    """Each job of ``make figures`` is a valid config whose knob fits its sampler."""
     from conftest import CONF
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+
+    from vsdr.experiments import figures as mf
+    from vsdr.experiments.build import knob_values
+    from vsdr.experiments.validate import sampler_class, validate_config
     jobs = {k: v for fig in mf.FIGURES.values() if not isinstance(fig, str) for k, v in fig.jobs.items()}
     assert len(jobs) >= 6 * 3 + 4
     one_each = {}                                   # one job per distinct experiment and options
@@ -411,14 +405,8 @@ def test_figure_jobs_carry_the_tuned_zeta():
     """Ours and the interpolation run the ζ(λ) tuned for their data set and σ (conf/tuned/), in
     the figure jobs and in a plain `run.py dataset=...`; a setting without an entry (pinwheel)
     runs the default table."""
-    import importlib.util
+    from vsdr.experiments import figures as mf
 
-    from conftest import ROOT
-
-    spec = importlib.util.spec_from_file_location("make_figures", ROOT / "scripts" / "make_figures.py")
-    mf = importlib.util.module_from_spec(spec)
-    sys.modules["make_figures"] = mf
-    spec.loader.exec_module(mf)
     tuned = compose_cfg([]).tuned.zeta
     settings = [(d, float(s)) for d in tuned if d != "default" for s in tuned[d]]
     assert ("scurve", 0.75) in settings and ("moons", 0.75) in settings

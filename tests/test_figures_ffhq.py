@@ -1,12 +1,11 @@
-"""``make figures-ffhq RESULTS=DIR`` (scripts/figures_ffhq.py): Table IV and the FFHQ DP
-planes from finished jobs. Fast: hand-written job dirs, whose numbers Table IV must repeat
-exactly, with the LPIPS column taken by its name (any ``lpips*``), non-FFHQ jobs left out.
-Slow: the CPU-size FFHQ jobs (tests/ffhq_small.py), ours run as two shards that the script
-merges itself, DPS and DiffPIR unsharded."""
+"""``make figures-ffhq RESULTS=DIR`` (scripts/figures_ffhq.py over vsdr.experiments.figures_ffhq):
+Table IV and the FFHQ DP planes from finished jobs. Fast: hand-written job dirs, whose numbers
+Table IV must repeat exactly, with the LPIPS column taken by its name (any ``lpips*``), non-FFHQ
+jobs left out. Slow: the CPU-size FFHQ jobs (tests/ffhq_small.py), ours run as two shards that
+the script merges itself, DPS and DiffPIR unsharded."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
 import subprocess
@@ -17,9 +16,7 @@ import pytest
 from conftest import ROOT, compose_cfg
 from ffhq_small import make_small_ffhq, small_overrides
 
-spec = importlib.util.spec_from_file_location("figures_ffhq", ROOT / "scripts" / "figures_ffhq.py")
-figures_ffhq = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(figures_ffhq)
+from vsdr.experiments import figures_ffhq
 
 
 def _job(d: Path, rows: list[dict], perception: str, chash: str) -> None:
@@ -76,6 +73,15 @@ def test_make_figures_ffhq_passes_results(tmp_path):
     res = subprocess.run(["make", "-n", "figures-ffhq", "RESULTS=/some/dir"], cwd=ROOT, capture_output=True,
                          text=True)
     assert "scripts/figures_ffhq.py /some/dir" in res.stdout
+
+
+def test_no_ffhq_job_is_one_sentence(tmp_path):
+    """A folder without FFHQ jobs: a ``ConfigError`` (the script prints it, exit 1), nothing written."""
+    from vsdr.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="^no finished FFHQ job .* under "):
+        figures_ffhq.make(tmp_path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.slow

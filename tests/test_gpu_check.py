@@ -1,9 +1,9 @@
-"""scripts/gpu_check.py: the step it times is one sampler step's network work (checked on a
-network with a closed-form gradient), its device-hours follow the written formula (hand-
-computed), and (slow) its ``--cpu-scale`` run finishes with the small job exiting 0."""
+"""scripts/gpu_check.py (vsdr.experiments.gpu_check): the step it times is one sampler step's
+network work (checked on a network with a closed-form gradient), its device-hours follow the
+written formula (hand-computed), and (slow) its ``--cpu-scale`` run finishes with the small job
+exiting 0."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -14,9 +14,7 @@ import pytest
 import torch
 from conftest import ROOT
 
-spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "scripts" / "gpu_check.py")
-gpu_check = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(gpu_check)
+from vsdr.experiments import gpu_check
 
 
 class Linear(torch.nn.Module):
@@ -67,15 +65,16 @@ def test_cpu_scale_run(tmp_path):
 
 
 def test_check_images(tmp_path):
-    spec2 = importlib.util.spec_from_file_location("check_images", ROOT / "scripts" / "check_images.py")
-    check_images = importlib.util.module_from_spec(spec2)
-    spec2.loader.exec_module(check_images)
+    from vsdr.data.images import folder_problems as problems
     from vsdr.data.images import save_images
 
     save_images(torch.zeros(2, 3, 8, 8), tmp_path / "ok")
-    assert check_images.problems(tmp_path / "ok", 2, 8) == []
-    assert check_images.problems(tmp_path / "ok", 3, 8) == ["2 images, expected 3"]
-    assert "not 16×16" in check_images.problems(tmp_path / "ok", 2, 16)[0]
+    assert problems(tmp_path / "ok", 2, 8) == []
+    assert problems(tmp_path / "ok", 3, 8) == ["2 images, expected 3"]
+    assert "not 16×16" in problems(tmp_path / "ok", 2, 16)[0]
     save_images(torch.zeros(1, 3, 8, 8), tmp_path / "gap", names=["00001.png"])
-    assert "not named 00000" in check_images.problems(tmp_path / "gap", 1, 8)[0]
-    assert check_images.main([str(tmp_path / "ok"), "--count", "2", "--size", "8"]) == 0
+    assert "not named 00000" in problems(tmp_path / "gap", 1, 8)[0]
+    script = [sys.executable, str(ROOT / "scripts" / "check_images.py")]
+    ok = subprocess.run([*script, "ok", "--count", "2", "--size", "8"], cwd=tmp_path, capture_output=True,
+                        text=True)
+    assert ok.returncode == 0 and "2 images, 8×8 RGB, named in order" in ok.stdout

@@ -226,3 +226,17 @@ def test_gpus_asked_reads_the_slurm_preset():
     assert preset_gpus() == preset == gpus_asked(["-m", "hydra/launcher=slurm"])
     assert gpus_asked(["hydra.launcher.gpus_per_node=0"]) == 0
     assert gpus_asked(["hydra.launcher.gpus_per_node=4"]) == 4
+
+
+def test_scripts_and_tests_use_the_installed_package():
+    """vsdr is installed (editable, ``make setup``): no script or test puts the repository on
+    ``sys.path``, and no test imports ``scripts.…``: what a test needs of a script lives in vsdr."""
+    import re
+
+    from conftest import ROOT
+
+    files = [*(ROOT / "scripts").glob("*.py"), *(ROOT / "tests").glob("*.py")]
+    found = [f"{p.relative_to(ROOT)}:{n}" for p in files
+             for n, line in enumerate(p.read_text().splitlines(), 1)
+             if re.search(r"sys\.path\.(insert|append)\(|^\s*(from|import) scripts\b", line)]
+    assert found == []

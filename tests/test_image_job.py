@@ -244,7 +244,7 @@ def test_images_small_composes_for_both_operators():
     assert blur.noise.space == "[-1,1]"
     sr = compose_cfg(["experiment=images_small", "operator=super_resolution_x4"])
     assert sr.operator.name == "super_resolution_x4" and sr.operator.scale == 4
-    from scripts.make_figures import FIGURES
+    from vsdr.experiments.figures import FIGURES
 
     for name, operator in (("images_small", "gaussian_blur_small"),
                            ("images_small_sr", "super_resolution_x4")):

@@ -1,26 +1,20 @@
-"""``scripts/make_figures.py`` runs its jobs several at a time, each network trained once:
-``network_files`` names the networks a job trains, and the scheduler never runs two jobs
-that would train the same one side by side."""
+"""``make figures`` (vsdr.experiments.figures, vsdr.experiments.scheduler) runs its jobs several
+at a time, each network trained once: ``network_files`` names the networks a job trains, and
+the scheduler never runs two jobs that would train the same one side by side."""
 from __future__ import annotations
 
-import importlib.util
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 from conftest import FAST, ROOT, compose_cfg
 
+from vsdr.experiments import figures as mf
+from vsdr.experiments import scheduler as sch
 from vsdr.experiments.build import network_files
 from vsdr.experiments.prior import cache_path
 from vsdr.experiments.pscgan import gan_cache_path
-
-
-def load_make_figures():
-    spec = importlib.util.spec_from_file_location("make_figures", ROOT / "scripts" / "make_figures.py")
-    mf = importlib.util.module_from_spec(spec)
-    sys.modules["make_figures"] = mf  # its dataclasses need the module registered
-    spec.loader.exec_module(mf)
-    return mf
 
 
 def test_network_files_follow_the_job_kind():
@@ -31,9 +25,8 @@ def test_network_files_follow_the_job_kind():
     assert network_files(compose_cfg([*FAST, "model.ckpt=/some/net.pt"])) == []
     assert network_files(compose_cfg(["experiment=gaussian_theory"])) == []  # closed-form scores
     # the figure jobs of one data set share one score network, their GANs another
-    mf = load_make_figures()
     jobs = mf.jobs_for("pinwheel")
-    nets = {k: mf.job_plan(v)[0] for k, v in jobs.items()}
+    nets = {k: sch.job_plan(v)[0] for k, v in jobs.items()}
     assert len({tuple(v) for k, v in nets.items() if "pscgan" not in k}) == 1
     assert len({tuple(v) for k, v in nets.items() if "pscgan" in k}) == 1
 
@@ -61,14 +54,13 @@ class FakeRun:
 
 
 def test_jobs_run_side_by_side_but_each_network_is_trained_once(tmp_path, monkeypatch):
-    mf = load_make_figures()
-    monkeypatch.setattr(mf, "start_job", FakeRun)
+    monkeypatch.setattr(sch, "start_job", FakeRun)
     FakeRun.log = []
     a, b = tmp_path / "a.pt", tmp_path / "b.pt"
-    jobs = [mf.Job("a1", [], tmp_path, [a]), mf.Job("a2", [], tmp_path, [a]),
-            mf.Job("b1", [], tmp_path, [b]), mf.Job("free", [], tmp_path, []),
-            mf.Job("a3", [], tmp_path, [a])]
-    done = mf.run_jobs(jobs, workers=2)
+    jobs = [sch.Job("a1", [], tmp_path, [a]), sch.Job("a2", [], tmp_path, [a]),
+            sch.Job("b1", [], tmp_path, [b]), sch.Job("free", [], tmp_path, []),
+            sch.Job("a3", [], tmp_path, [a])]
+    done = sch.run_jobs(jobs, workers=2)
     assert done == {k: True for k in ("a1", "a2", "b1", "free", "a3")}
     assert not [e for e in FakeRun.log if e[0] == "trained twice"]
     when = {(kind, key): t for kind, key, t in FakeRun.log}
@@ -84,16 +76,14 @@ def test_jobs_run_side_by_side_but_each_network_is_trained_once(tmp_path, monkey
 
 
 def test_one_worker_keeps_the_order(tmp_path, monkeypatch):
-    mf = load_make_figures()
-    monkeypatch.setattr(mf, "start_job", lambda job: FakeRun(job, 0.05))
+    monkeypatch.setattr(sch, "start_job", lambda job: FakeRun(job, 0.05))
     FakeRun.log = []
-    jobs = [mf.Job(k, [], tmp_path, [Path(tmp_path / "n.pt")]) for k in ("x", "y", "z")]
-    mf.run_jobs(jobs, workers=1)
+    jobs = [sch.Job(k, [], tmp_path, [Path(tmp_path / "n.pt")]) for k in ("x", "y", "z")]
+    sch.run_jobs(jobs, workers=1)
     assert [key for kind, key, _ in FakeRun.log if kind == "start"] == ["x", "y", "z"]
 
 
 def test_mse_axis_keeps_each_samplers_best_point():
-    mf = load_make_figures()
     rows = [{"sampler": "ours", "mse": m} for m in (1.0, 2.0)] + \
         [{"sampler": "diffpir", "mse": m} for m in (9.0, 5.0)] + [{"sampler": "dps", "mse": 50.0}]
     assert mf.mse_limit(rows, 1.3) == 1.15 * 50.0           # DPS's only point stays on the plot
@@ -104,43 +94,54 @@ def test_mse_axis_keeps_each_samplers_best_point():
 def test_jobs_with_one_results_config_run_once_and_are_copied(tmp_path):
     """``pinwheel_dp`` composes to the same results config as fig5's pinwheel ``ours_lam`` job
     (the same 11 λ of ours): ``make figures`` runs one and copies its folder to the other."""
-    mf = load_make_figures()
     fig5 = mf.jobs_for("pinwheel")["pinwheel-0.75-ours_lam"]
-    same = mf.job_plan(["experiment=pinwheel_dp", *mf.EXTRA["pinwheel_dp"]])[1]
+    same = sch.job_plan(["experiment=pinwheel_dp", *mf.EXTRA["pinwheel_dp"]])[1]
     other = mf.jobs_for("pinwheel", 0.5)["pinwheel-0.5-ours_lam"]
-    assert same == mf.job_plan(fig5)[1] != mf.job_plan(other)[1]
-    a = mf.Job("a", [], tmp_path / "a", [], "h1")
-    jobs = [a, mf.Job("b", [], tmp_path / "b", [], "h2"), mf.Job("c", [], tmp_path / "c", [], "h1"),
-            mf.Job("d", [], tmp_path / "d", [], "")]
-    run, copies = mf.split_duplicates(jobs)
+    assert same == sch.job_plan(fig5)[1] != sch.job_plan(other)[1]
+    a = sch.Job("a", [], tmp_path / "a", [], "h1")
+    jobs = [a, sch.Job("b", [], tmp_path / "b", [], "h2"), sch.Job("c", [], tmp_path / "c", [], "h1"),
+            sch.Job("d", [], tmp_path / "d", [], "")]
+    run, copies = sch.split_duplicates(jobs)
     assert [j.key for j in run] == ["a", "b", "d"] and copies == {"c": a}
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "metrics.csv").write_text("mse\n1.0\n")
-    mf.copy_results(a, jobs[2])
+    sch.copy_results(a, jobs[2])
     assert (tmp_path / "c" / "metrics.csv").read_text() == "mse\n1.0\n"
     assert "copied from" in (tmp_path / "c" / "make_figures.log").read_text()
 
 
 def test_a_job_that_trains_nothing_runs_without_the_lightning_logger(tmp_path):
-    mf = load_make_figures()
     net = tmp_path / "net.pt"
-    job = mf.Job("j", ["dataset=moons"], tmp_path / "j", [net])
-    assert "logger=none" not in mf.job_command(job)   # it trains the network: its log is kept
+    job = sch.Job("j", ["dataset=moons"], tmp_path / "j", [net])
+    assert "logger=none" not in sch.job_command(job)   # it trains the network: its log is kept
     net.write_text("net")
-    cmd = mf.job_command(job)
+    cmd = sch.job_command(job)
     assert cmd[-1] == "logger=none" and "dataset=moons" in cmd and f"hydra.run.dir={job.out}" in cmd
 
 
 def test_start_order_trainers_then_images_then_closed_form_then_the_rest(tmp_path):
-    mf = load_make_figures()
     have, adm, gan = tmp_path / "have.pt", tmp_path / "adm.pt", tmp_path / "gan.pt"
     have.write_text("net")
-    jobs = [mf.Job("2d-cached", ["experiment=ours_lam"], tmp_path, [have]),
-            mf.Job("closed-form", ["experiment=gaussian_theory"], tmp_path, []),
-            mf.Job("gan-trains", ["experiment=pscgan_n"], tmp_path, [gan]),
-            mf.Job("gan-waits", ["experiment=pscgan_sigmaz"], tmp_path, [gan]),
-            mf.Job("img-cached", ["experiment=images_small_dps"], tmp_path, [have]),
-            mf.Job("adm-trains", ["experiment=images_small"], tmp_path, [adm]),
-            mf.Job("adm-waits", ["experiment=images_small_diffpir"], tmp_path, [adm])]
-    assert [j.key for j in mf.start_order(jobs)] == \
+    jobs = [sch.Job("2d-cached", ["experiment=ours_lam"], tmp_path, [have]),
+            sch.Job("closed-form", ["experiment=gaussian_theory"], tmp_path, []),
+            sch.Job("gan-trains", ["experiment=pscgan_n"], tmp_path, [gan]),
+            sch.Job("gan-waits", ["experiment=pscgan_sigmaz"], tmp_path, [gan]),
+            sch.Job("img-cached", ["experiment=images_small_dps"], tmp_path, [have]),
+            sch.Job("adm-trains", ["experiment=images_small"], tmp_path, [adm]),
+            sch.Job("adm-waits", ["experiment=images_small_diffpir"], tmp_path, [adm])]
+    assert [j.key for j in sch.start_order(jobs)] == \
         ["adm-trains", "gan-trains", "img-cached", "adm-waits", "closed-form", "2d-cached", "gan-waits"]
+
+
+def test_the_script_is_a_thin_command_line(tmp_path):
+    """``scripts/make_figures.py --dry-run`` from another folder: the jobs in start order, the
+    shared one copied, nothing run."""
+    script = str(ROOT / "scripts" / "make_figures.py")
+    res = subprocess.run([sys.executable, script, "--dry-run", "--out", str(tmp_path), "fig5", "pinwheel_dp"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    lines = res.stdout.splitlines()
+    assert len(lines) == 7
+    assert lines[-1] == "pinwheel_dp: copied from pinwheel-0.75-ours_lam (same results config)"
+    assert f"hydra.run.dir={tmp_path / 'jobs' / 'pinwheel-0.75-dps_zeta'}" in res.stdout
+    assert not list(tmp_path.iterdir())

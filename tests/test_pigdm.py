@@ -148,19 +148,15 @@ def test_pigdm_prior_var_must_be_positive():
 
 
 def test_dp_gap_summary_on_hand_computed_rows():
-    """scripts/dp_gap.py: D* = 1; λ = 0 at MSE 1.1 beyond √D* (optimum D*: gap 0.1); λ = 1 at
-    W2 = 0 (optimum 2D*: gap 0.5); λ = 0.5 at W2 = 0.5 (optimum 1.25, MSE 1.45: gap 0.2)."""
-    import importlib.util
-    from pathlib import Path
+    """``gap_summary`` (scripts/dp_gap.py): D* = 1; λ = 0 at MSE 1.1 beyond √D* (optimum D*: gap
+    0.1); λ = 1 at W2 = 0 (optimum 2D*: gap 0.5); λ = 0.5 at W2 = 0.5 (optimum 1.25, MSE 1.45:
+    gap 0.2)."""
+    from vsdr.tasks.analytic import gap_summary
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "dp_gap.py"
-    spec = importlib.util.spec_from_file_location("dp_gap", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
     rows = [{"value": "1.0", "mse": "2.5", "w2": "0", "mmse": "1"},
             {"value": "0.0", "mse": "1.1", "w2": "1.2", "mmse": "1"},
             {"value": "0.5", "mse": "1.45", "w2": "0.5", "mmse": "1"}]
-    s = mod.gap_summary(rows)
+    s = gap_summary(rows)
     assert s["mse0_over_dstar"] == pytest.approx(1.1)
     assert s["gap_mean"] == pytest.approx((0.1 + 0.2 + 0.5) / 3)
     assert s["gap_max"] == pytest.approx(0.5)

@@ -14,12 +14,12 @@ from vsdr.errors import ConfigError
 EXTENSIONS = (".png", ".jpg", ".jpeg")
 
 
-def list_images(root: str | Path) -> list[Path]:
+def list_images(root: str | Path, key: str = "dataset.root") -> list[Path]:
     """Every PNG/JPEG under ``root`` (sub-folders included, FFHQ's ``00000/00000.png``
-    layout), sorted by path relative to ``root``."""
+    layout), sorted by path relative to ``root``; ``key`` names the setting in errors."""
     root = Path(root)
     if not root.is_dir():
-        raise ConfigError(f"data.root={root} is not a folder of images")
+        raise ConfigError(f"{key}={root} is not a folder of images")
     return sorted((p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in EXTENSIONS),
                   key=lambda p: p.relative_to(root).as_posix())
 
@@ -36,7 +36,7 @@ def read_image(path: str | Path, image_size: int | None = None) -> Tensor:
         raise ConfigError(f"cannot read image {path} ({e})") from e
     h, w = arr.shape[:2]
     if image_size is not None and (h, w) != (image_size, image_size):
-        raise ConfigError(f"image {path} is {w}×{h}, expected {image_size}×{image_size} (data.image_size)")
+        raise ConfigError(f"image {path} is {w}×{h}, expected {image_size}×{image_size} (dataset.image_size)")
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div(127.5).sub(1.0)
 
 
@@ -59,17 +59,43 @@ def save_images(x: Tensor, folder: str | Path, names: Sequence[str] | None = Non
     return paths
 
 
+def folder_problems(folder: Path, count: int | None, size: int) -> list[str]:
+    """What is wrong with ``folder`` as a test set of ``count`` images (any number when ``None``)
+    named 00000 … in order, each ``size``² RGB (empty: nothing; scripts/check_images.py)."""
+    try:
+        files = list_images(folder)
+    except ConfigError as e:
+        return [str(e)]
+    out = []
+    if count is not None and len(files) != count:
+        out.append(f"{len(files)} images, expected {count}")
+    names = [p.stem for p in files]
+    wrong = [f"{n} (position {i})" for i, n in enumerate(names) if n != f"{i:05d}"]
+    if wrong:
+        out.append(f"{len(wrong)} images not named 00000, 00001, … in order: {wrong[:3]}")
+    bad = []
+    for p in files:
+        try:
+            read_image(p, size)
+        except ConfigError as e:
+            bad.append(str(e))
+    if bad:
+        out.append(f"{len(bad)} images unreadable or not {size}×{size}: {bad[:3]}")
+    return out
+
+
 class ImageFolder:
     """The sorted images of ``root``, the first ``limit`` of them (all when ``None``), each
     ``image_size × image_size`` RGB, as ``[−1, 1]`` tensors."""
 
     name = "images"
 
-    def __init__(self, root: str | Path, image_size: int = 256, limit: int | None = None):
+    def __init__(self, root: str | Path, image_size: int = 256, limit: int | None = None,
+                 key: str = "dataset.root"):
         self.root, self.image_size = Path(root), int(image_size)
-        files = list_images(self.root)
+        files = list_images(self.root, key)
         if not files:
-            raise ConfigError(f"data.root={self.root} holds no PNG or JPEG images")
+            raise ConfigError(f"{key}={self.root} holds no PNG or JPEG images")
         if limit is not None:
             if int(limit) < 1:
                 raise ConfigError(f"data.limit must be positive, got {limit}")
@@ -95,7 +121,7 @@ class ImageTrainSet:
     the first ``n`` images (all when fewer; ``seed`` unused, the order is the folder's)."""
 
     def __init__(self, root: str | Path, image_size: int = 256):
-        self.folder = ImageFolder(root, image_size)
+        self.folder = ImageFolder(root, image_size, key="dataset.train_root")
 
     def sample(self, n: int, seed: int = 0) -> Tensor:
         return self.folder.load(min(int(n), len(self.folder)))

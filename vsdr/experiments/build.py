@@ -181,7 +181,7 @@ def network_files(cfg: DictConfig) -> list[Path]:
     """The cached network files a job trains when they are missing (``build_score_model``'s
     dispatch, without building anything): PSCGAN's networks, or the score network of
     ``score=network``; none when the job loads a given checkpoint or runs a closed-form score.
-    A scheduler of several jobs (``scripts/make_figures.py``) runs one trainer per file."""
+    A scheduler of several jobs (``vsdr.experiments.scheduler``) runs one trainer per file."""
     if cfg.sampler.get("gan") is not None:
         return [] if cfg.sampler.gan.get("ckpt") or is_official(cfg) else [gan_cache_path(cfg)]
     if uses_score_network(cfg) and not cfg.model.get("ckpt"):

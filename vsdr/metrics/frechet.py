@@ -55,7 +55,7 @@ class PatchFrechet:
 
     def __init__(self, patch: int = 5, grey: bool = False):
         if int(patch) < 1:
-            raise ValueError(f"image_metrics.fd_patch={patch} must be a patch size >= 1")
+            raise ValueError(f"image_eval.fd_patch={patch} must be a patch size >= 1")
         self.patch = int(patch)
         self.grey = bool(grey)
 

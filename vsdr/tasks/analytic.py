@@ -66,6 +66,19 @@ def optimal_mse(mmse: float, perception: float) -> float:
     return mmse + max(np.sqrt(mmse) - perception, 0.0) ** 2
 
 
+def gap_summary(rows: list[dict]) -> dict[str, float]:
+    """How far one job's DP points lie above the optimal curve (``optimal_mse``; scripts/dp_gap.py).
+    ``rows``: one dict per knob value with ``value``, ``mse``, ``w2``, ``mmse`` (strings or
+    numbers). Returns ``mse0_over_dstar`` (at the smallest knob value), ``gap_mean``,
+    ``gap_max``, ``mse1_over_dstar`` and ``w2_end`` (at the largest)."""
+    rows = sorted(rows, key=lambda r: float(r["value"]))
+    gaps = [float(r["mse"]) - optimal_mse(float(r["mmse"]), float(r["w2"])) for r in rows]
+    return {"mse0_over_dstar": float(rows[0]["mse"]) / float(rows[0]["mmse"]),
+            "gap_mean": sum(gaps) / len(gaps), "gap_max": max(gaps),
+            "mse1_over_dstar": float(rows[-1]["mse"]) / float(rows[-1]["mmse"]),
+            "w2_end": float(rows[-1]["w2"])}
+
+
 class AnalyticTask(Task):
     """One observation of an ``AnalyticDataset``, its exact posterior and ``n_test``
     reconstructions of it per knob value. ``w2_max_exact``,

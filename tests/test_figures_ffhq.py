@@ -59,7 +59,36 @@ def test_table_iv_repeats_the_jobs_numbers(tmp_path):
     assert "### deblur_sigma0.05" in md and "| 25.27 | 0.3680 |" in md and "### sr_sigma0.05" in md
     with open(out / "table_iv.csv") as f:
         assert [float(r["psnr"]) for r in csv.DictReader(f)] == [r["psnr"] for r in table]
-    assert (out / "fig6_deblur_sigma0.05.png").is_file() and (out / "fig8_sr_sigma0.05.pdf").is_file()
+    # no FID column in these jobs: the LPIPS planes only
+    assert (out / "fig6_deblur_sigma0.05_lpips.png").is_file() and (out / "fig8_sr_sigma0.05_lpips.pdf").is_file()
+    assert not (out / "fig6_deblur_sigma0.05.png").exists()
+
+
+def test_dp_planes_against_fid_and_table_iv_in_the_papers_layout(tmp_path):
+    """Figs. 6 and 8 as the paper draws them: MSE against FID (the stand-in named so), LPIPS
+    beside; table_iv_paper.md puts each job's number in its Table IV column (ours at λ = 0 and
+    1, PSCGAN N = 64, DiffPIR λ_D = 7; the λ = 0.2 column has no job: –) above the paper's row."""
+    res = tmp_path / "results"
+    fid = {"fid_standin": 40.0}
+    _job(res / "ours", [{**_row("ours", "lam", 0.0, 25.0, 0.37, sigma=0.2), **fid},
+                        {**_row("ours", "lam", 1.0, 24.0, 0.26, sigma=0.2), "fid_standin": 30.0}], "lpips_vgg", "a")
+    _job(res / "pscgan", [{**_row("pscgan", "N", 64, 24.5, 0.35, sigma=0.2), **fid}], "lpips_vgg", "b")
+    _job(res / "diffpir", [{**_row("diffpir", "lambda_d", 7.0, 22.5, 0.27, sigma=0.2), **fid}], "lpips_vgg", "c")
+    out = tmp_path / "out"
+    figures_ffhq.make(res, out)
+    for name in ("fig6_deblur_sigma0.2", "fig6_deblur_sigma0.2_lpips"):
+        assert (out / f"{name}.png").is_file() and (out / f"{name}.pdf").is_file()
+    md = (out / "table_iv_paper.md").read_text().splitlines()
+    head = next(line for line in md if line.startswith("| metric"))
+    assert head.split(" | ")[1:] == ["ours λ=0", "ours λ=0.2", "ours λ=0.5", "ours λ=0.8", "ours λ=1",
+                                     "pscgan N=1", "pscgan N=64", "diffpir lambda_d=7 |"]
+    ours_psnr = next(line for line in md if line.startswith("| PSNR (dB), vsdr"))
+    assert ours_psnr == "| PSNR (dB), vsdr | 25.00 | – | – | – | 24.00 | – | 24.50 | 22.50 |"
+    paper = next(line for line in md if line.startswith("| PSNR (dB), paper"))
+    assert paper == "| PSNR (dB), paper | 25.27 | 24.93 | 24.80 | 24.47 | 24.40 | 22.10 | 24.39 | 22.73 |"
+    assert "| lpips_vgg, vsdr | 0.370 | – | – | – | 0.260 | – | 0.350 | 0.270 |" in md
+    rows = figures_ffhq.collect_rows([res / "ours"])
+    assert {(r["fid_column"], float(r["fid"])) for r in rows} == {("fid_standin", 40.0), ("fid_standin", 30.0)}
 
 
 def test_lpips_column_is_the_jobs_perception_measure_when_it_is_lpips():
@@ -111,4 +140,4 @@ def test_figures_ffhq_from_cpu_size_jobs_with_two_shards(tmp_path):
         [(float(r["value"]), pytest.approx(float(r["psnr"]), abs=0)) for r in unsharded]
     assert {r["knob"] for r in table} == {"lam", "zeta", "lambda_d"}
     assert all(r["lpips_column"].startswith("lpips") for r in table)
-    assert (out / "fig6_deblur_sigma0.05.png").is_file() and (out / "dp_points.csv").is_file()
+    assert (out / "fig6_deblur_sigma0.2_lpips.png").is_file() and (out / "dp_points.csv").is_file()

@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT))
 from vsdr.data.images import ImageTrainSet  # noqa: E402
 from vsdr.diffusion import VPSchedule, per_sample_seeds  # noqa: E402
 from vsdr.models import ADMUNet, NetworkPrior  # noqa: E402
+from vsdr.models.checkpoint import read_checkpoint, state_dict_of  # noqa: E402
 from vsdr.operators import Identity  # noqa: E402
 from vsdr.samplers import VarianceScaledSampler  # noqa: E402
 
@@ -37,7 +38,7 @@ def main() -> int:
         print("no cached digits network: run `python run.py experiment=images_small` first")
         return 1
     net = ADMUNet(**cfg)
-    net.load_state_dict(torch.load(ckpts[-1])["state_dict"])
+    net.load_state_dict(state_dict_of(read_checkpoint(ckpts[-1], "cached checkpoint")))
     net.eval().requires_grad_(False)
     schedule = VPSchedule.linear(100, 1e-3, 0.2)
     x0 = ImageTrainSet(ROOT / "outputs/data/digits16/train", 16).sample(1500)

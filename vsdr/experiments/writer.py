@@ -86,9 +86,10 @@ def save_figure(fig, path: str | Path, dpi: int = 150) -> list[Path]:
     path = Path(path)
     out = []
     for fmt in FIGURE_FORMATS:
-        target = path.with_suffix(f".{fmt}")
-        out.append(atomic_write(target, lambda p, fmt=fmt: fig.savefig(p, dpi=dpi, format=fmt,
-                                                                        bbox_inches="tight")))
+        buf = io.BytesIO()  # drawn in memory: a full disk fails the write below with an OSError
+        fig.savefig(buf, dpi=dpi, format=fmt, bbox_inches="tight")  # (matplotlib's PDF writer
+        data = buf.getvalue()                                        # hides it in its own error)
+        out.append(atomic_write(path.with_suffix(f".{fmt}"), lambda p, data=data: p.write_bytes(data)))
     return out
 
 

@@ -81,6 +81,16 @@ def refusal(job_dir: Path, path: Path, holder: dict) -> ConfigError:
                        "no longer runs")
 
 
+def lock_problem(job_dir: str | Path) -> str | None:
+    """The refusal sentence when ``job_dir`` is locked by a job that is not known to be dead
+    (run.py asks before Hydra writes into the dir); ``None`` otherwise."""
+    path = Path(job_dir) / LOCK_NAME
+    if not path.is_file():
+        return None
+    holder = holder_of(path)
+    return None if is_stale(holder) else str(refusal(Path(job_dir), path, holder))
+
+
 def acquire(job_dir: str | Path) -> dict:
     """Take ``job_dir``'s lock; return what it holds. Raises ``ConfigError`` naming the holder
     when a live job (or one on another host, or an unreadable lock) holds it."""

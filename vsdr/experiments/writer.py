@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from vsdr.errors import JobFault
+from vsdr.experiments.lock import lock_problem
 
 
 def _umask() -> int:
@@ -147,7 +148,9 @@ def output_dir_problem(argv: list[str]) -> str | None:
     """Before Hydra creates the job's output dir: the sentence to show when the dir that
     ``hydra.run.dir=`` (``hydra.sweep.dir=`` with ``-m``) names, or ``paths.output_dir=`` (default
     ``outputs/``), cannot be created or written; ``None`` when it can. Checks the nearest
-    existing ancestor with a write probe (``write_probe``: real bytes, so a full disk fails)."""
+    existing ancestor with a write probe (``write_probe``: real bytes, so a full disk fails),
+    and refuses a run dir that another live job holds (``vsdr.experiments.lock``) before Hydra
+    writes its own files into it."""
     multirun = "-m" in argv or "--multirun" in argv
     key = "hydra.sweep.dir=" if multirun else "hydra.run.dir="
     out = "paths.output_dir="
@@ -157,6 +160,9 @@ def output_dir_problem(argv: list[str]) -> str | None:
     probe = path
     while not probe.exists() and probe.parent != probe:
         probe = probe.parent
+    held = None if multirun else lock_problem(path)  # a multirun's jobs lock their own subdirs
+    if held:
+        return held
     try:
         write_probe(probe)
     except OSError as e:
@@ -192,19 +198,18 @@ def result_set(out_dir: str | Path) -> Iterator[Path]:
 def publish(stage: Path, out_dir: Path) -> list[Path]:
     """Rename every file under ``stage`` to the same place under ``out_dir``, ``metrics.json``
     last; the old ``metrics.json`` goes first, so that the folder never holds a finished
-    marker beside other results. Should a rename fail, the files moved so far are removed
-    again. Returns the published paths."""
+    marker beside other results. Should a rename fail, every file of the set is removed from
+    ``out_dir`` (the old ones of the same names too: without their ``metrics.json`` they are
+    no results). Returns the published paths."""
     files = sorted((p for p in stage.rglob("*") if p.is_file()), key=lambda p: p.name == LAST)
+    targets = [out_dir / f.relative_to(stage) for f in files]
     (out_dir / LAST).unlink(missing_ok=True)
-    moved: list[Path] = []
     try:
-        for f in files:
-            target = out_dir / f.relative_to(stage)
+        for f, target in zip(files, targets):
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(f, target)
-            moved.append(target)
     except BaseException:
-        for m in moved:
-            m.unlink(missing_ok=True)
+        for t in targets:
+            t.unlink(missing_ok=True)
         raise
-    return moved
+    return targets

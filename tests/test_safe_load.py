@@ -19,7 +19,8 @@ from vsdr.experiments.prior import build_network, cache_path
 from vsdr.experiments.pscgan import gan_cache_path
 from vsdr.experiments.resume import ChunkStore, results_hash
 from vsdr.experiments.writer import write_checkpoint
-from vsdr.models.checkpoint import CodeInCheckpoint, main as checkpoint_main, read_checkpoint
+from vsdr.models.checkpoint import CodeInCheckpoint, read_checkpoint
+from vsdr.models.checkpoint import main as checkpoint_main
 from vsdr.models.score import load_state_strict
 
 
@@ -214,7 +215,8 @@ def test_convert_needs_trust_and_writes_a_plain_state_dict(tmp_path, capsys):
 def test_check_checkpoint_script_runs_nothing(tmp_path, capsys):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("check_checkpoint", ROOT / "scripts" / "check_checkpoint.py")
+    path = ROOT / "scripts" / "check_checkpoint.py"
+    spec = importlib.util.spec_from_file_location("check_checkpoint", path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     marker = tmp_path / "MARKER"

@@ -19,7 +19,7 @@ from conftest import FAST, ROOT, compose_cfg, run_cli
 
 from vsdr.errors import ConfigError
 from vsdr.experiments.job import run_job
-from vsdr.experiments.lock import LOCK_NAME, job_lock
+from vsdr.experiments.lock import LOCK_NAME, job_lock, lock_problem
 from vsdr.experiments.prior import ddp_worker_rank
 from vsdr.experiments.resume import results_hash
 from vsdr.experiments.shards import gather_shards
@@ -201,11 +201,12 @@ def test_stale_lock_is_taken_over(tmp_path, cache_dir, caplog):
     lock = write_lock(job, host, pid)
     with caplog.at_level("WARNING"):
         run_job(compose_cfg(FAST), job)
-    assert f"vsdr: taking over the stale lock {lock} of PID {pid} on {host} (no longer running)" in caplog.text
+    said = f"vsdr: taking over the stale lock {lock} of PID {pid} on {host} (no longer running)"
+    assert said in caplog.text
     assert (job / "metrics.json").is_file() and not lock.exists()
 
 
-@pytest.mark.parametrize("host,pid", [("elsewhere", 12345), (socket.gethostname(), os.getpid())])
+@pytest.mark.parametrize("host,pid", [("elsewhere", 12345), (socket.gethostname(), os.getppid())])
 def test_live_or_foreign_lock_refuses_before_any_compute(host, pid, tmp_path, cache_dir):
     job = tmp_path / "job"
     lock = write_lock(job, host, pid)
@@ -218,14 +219,31 @@ def test_live_or_foreign_lock_refuses_before_any_compute(host, pid, tmp_path, ca
 
 
 def test_ddp_workers_take_no_lock(tmp_path, monkeypatch):
+    for k in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_NTASKS", "SLURM_PROCID"):
+        monkeypatch.delenv(k, raising=False)
     ddp = compose_cfg([*FAST, "trainer=ddp"]).trainer
-    assert ddp_worker_rank(ddp) == 0
-    monkeypatch.setenv("LOCAL_RANK", "1")
-    assert ddp_worker_rank(ddp) == 1 and ddp_worker_rank(compose_cfg(FAST).trainer) == 0
     lock = write_lock(tmp_path / "job", "elsewhere", 1)  # rank 0's lock
-    with job_lock(tmp_path / "job", take=False):  # a worker runs under it
+    assert ddp_worker_rank(ddp) == 0 and lock_problem(tmp_path / "job") is not None
+    monkeypatch.setenv("LOCAL_RANK", "1")  # what Lightning gives the process it starts
+    assert ddp_worker_rank(ddp) == 1 and ddp_worker_rank(compose_cfg(FAST).trainer) == 0
+    assert lock_problem(tmp_path / "job") is None  # run.py lets the worker start
+    with job_lock(tmp_path / "job", take=False):  # and it runs under rank 0's lock
         pass
     assert lock.is_file()
+
+
+def test_lock_of_an_earlier_attempt_of_the_same_slurm_job_is_taken_over(tmp_path, monkeypatch):
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / LOCK_NAME).write_text(json.dumps({"host": "node7", "pid": 1, "slurm_job": "4242"}))
+    monkeypatch.setenv("SLURM_JOB_ID", "4243")  # another job: refused
+    with pytest.raises(ConfigError, match=r"in use by another job \(PID 1 on node7, started \?\)"):
+        with job_lock(job):
+            pass
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")  # the same job, requeued onto another node
+    with job_lock(job):
+        assert json.loads((job / LOCK_NAME).read_text())["pid"] == os.getpid()
+    assert not (job / LOCK_NAME).exists()
 
 
 def test_shards_merge_trusts_only_finished_dirs(tmp_path):

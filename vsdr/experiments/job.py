@@ -21,6 +21,7 @@ from vsdr.diffusion.noise import sample_seeds
 from vsdr.errors import JobFault
 from vsdr.experiments import tracking
 from vsdr.experiments.build import JobParts, apply_threads, build_job, build_logger, build_score_model
+from vsdr.experiments.lock import job_lock
 from vsdr.experiments.memory import keep_freed_memory
 from vsdr.experiments.outputs import (
     columns_of,
@@ -30,11 +31,10 @@ from vsdr.experiments.outputs import (
     write_metadata,
     write_tables,
 )
+from vsdr.experiments.prior import ddp_worker_rank
 from vsdr.experiments.resume import ChunkStore, finished_rows, results_hash
 from vsdr.experiments.shards import shard_indices
 from vsdr.experiments.validate import validate_config
-from vsdr.experiments.lock import job_lock
-from vsdr.experiments.prior import ddp_worker_rank
 from vsdr.experiments.writer import ensure_writable, result_set
 from vsdr.models.invariant import make_batch_invariant
 from vsdr.models.precision import apply_precision

@@ -1,8 +1,9 @@
 """One job per output dir: a job holds ``.vsdr.lock`` in its dir (created with
-``O_CREAT | O_EXCL``, holding the host and PID) from after validation to its end, so a second
-job started on the same ``hydra.run.dir=`` is refused instead of overwriting the first's files.
-A lock left by a dead process on this host is taken over; DDP workers (rank > 0) run under
-rank 0's lock and take none."""
+``O_CREAT | O_EXCL``, holding the host, PID and SLURM job id) from after validation to its end,
+so a second job started on the same ``hydra.run.dir=`` is refused instead of overwriting the
+first's files. A lock left by a dead process on this host, or by an earlier attempt of the same
+(requeued) SLURM job, is taken over; DDP workers (rank > 0) run under rank 0's lock and take
+none."""
 from __future__ import annotations
 
 import contextlib
@@ -43,9 +44,30 @@ def is_alive(pid: int) -> bool:
 
 
 def is_stale(holder: dict) -> bool:
-    """A lock of a process on this host that no longer runs (only this host can tell)."""
+    """A lock whose job is known to be over: an earlier attempt of this SLURM job (a requeued
+    job runs again, perhaps on another node, after its last attempt ended), or a process on
+    this host that no longer runs or is this one (a new PID namespace may give a requeued job
+    its old PID; a job does not ask for a lock it holds)."""
+    if holder.get("slurm_job") and holder["slurm_job"] == os.environ.get("SLURM_JOB_ID"):
+        return True
     return (holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int)
-            and not is_alive(holder["pid"]))
+            and (holder["pid"] == os.getpid() or not is_alive(holder["pid"])))
+
+
+def env_rank() -> int:
+    """The DDP rank that the environment gives this process (``RANK``, ``LOCAL_RANK``,
+    ``NODE_RANK`` as Lightning and torchrun set them, ``SLURM_PROCID`` in a SLURM step of
+    several tasks); 0 when none."""
+    keys = ["RANK", "LOCAL_RANK", "NODE_RANK"]
+    if int(os.environ.get("SLURM_NTASKS", "1") or 1) > 1:
+        keys.append("SLURM_PROCID")
+    ranks = []
+    for k in keys:
+        try:
+            ranks.append(int(os.environ.get(k, "0") or 0))
+        except ValueError:
+            ranks.append(0)
+    return max(ranks)
 
 
 def _create(path: Path, me: dict) -> bool:
@@ -85,7 +107,7 @@ def lock_problem(job_dir: str | Path) -> str | None:
     """The refusal sentence when ``job_dir`` is locked by a job that is not known to be dead
     (run.py asks before Hydra writes into the dir); ``None`` otherwise."""
     path = Path(job_dir) / LOCK_NAME
-    if not path.is_file():
+    if env_rank() > 0 or not path.is_file():  # a DDP worker runs under rank 0's lock
         return None
     holder = holder_of(path)
     return None if is_stale(holder) else str(refusal(Path(job_dir), path, holder))
@@ -97,7 +119,8 @@ def acquire(job_dir: str | Path) -> dict:
     job_dir = Path(job_dir)
     path = job_dir / LOCK_NAME
     me = {"host": socket.gethostname(), "pid": os.getpid(),
-          "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+          "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+          "slurm_job": os.environ.get("SLURM_JOB_ID")}
     for _ in range(3):
         if _create(path, me):
             return me
@@ -107,7 +130,7 @@ def acquire(job_dir: str | Path) -> dict:
                 continue  # released meanwhile
             raise refusal(job_dir, path, holder)
         log.warning("vsdr: taking over the stale lock %s of PID %s on %s (no longer running)",
-                    path, holder["pid"], holder["host"])
+                    path, holder.get("pid"), holder.get("host"))
         _take_over(path, holder)
     raise refusal(job_dir, path, holder_of(path))
 

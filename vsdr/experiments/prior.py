@@ -16,6 +16,7 @@ from vsdr.console import quiet_logs, training_progress
 from vsdr.diffusion.schedule import VPSchedule
 from vsdr.errors import DDPWorkerDone
 from vsdr.experiments.hashing import config_hash
+from vsdr.experiments.lock import env_rank
 from vsdr.experiments.writer import write_checkpoint
 from vsdr.models.precondition import PreconditionedEps
 from vsdr.models.random_init import unzero
@@ -142,8 +143,7 @@ def ddp_worker_rank(trainer: DictConfig) -> int:
     Lightning and torchrun give the processes they start."""
     if trainer.get("strategy") in (None, "auto"):
         return 0
-    env = [int(os.environ.get(k, "0") or 0) for k in ("RANK", "LOCAL_RANK", "NODE_RANK")]
-    return max(slurm_worker_rank(trainer), *env)
+    return max(slurm_worker_rank(trainer), env_rank())
 
 
 def load_or_train_prior(cfg: DictConfig, schedule: VPSchedule, dataset, logger,

@@ -206,7 +206,8 @@ def test_stale_lock_is_taken_over(tmp_path, cache_dir, caplog):
     assert (job / "metrics.json").is_file() and not lock.exists()
 
 
-@pytest.mark.parametrize("host,pid", [("elsewhere", 12345), (socket.gethostname(), os.getppid())])
+@pytest.mark.parametrize("host,pid", [("elsewhere", 12345), (socket.gethostname(), os.getppid())],
+                         ids=["another host", "a live process here"])
 def test_live_or_foreign_lock_refuses_before_any_compute(host, pid, tmp_path, cache_dir):
     job = tmp_path / "job"
     lock = write_lock(job, host, pid)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -205,7 +207,12 @@ def test_convert_needs_trust_and_writes_a_plain_state_dict(tmp_path, capsys):
     state, _ = real_checkpoint(tmp_path)
     evil = code_carrying(tmp_path / "evil.pt", marker, state)
     out = tmp_path / "plain.pt"
-    assert checkpoint_main(["convert", str(evil), str(out)]) == 2  # not without --trust
+    res = subprocess.run([sys.executable, "-m", "vsdr.models.checkpoint", "convert", str(evil), str(out)],
+                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and res.stderr.strip().splitlines() == [  # not without --trust
+        f"vsdr: converting loads {evil} with full unpickling, which runs any code the file carries: "
+        "add --trust if you trust where it came from"]
     assert not marker.exists() and not out.exists()
     assert checkpoint_main(["convert", str(evil), str(out), "--trust"]) == 0
     assert marker.exists()  # the trusted load ran the file's code, as asked

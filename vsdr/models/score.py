@@ -15,7 +15,6 @@ from torch import Tensor, nn
 
 from vsdr.diffusion.schedule import VPSchedule
 from vsdr.errors import ConfigError
-from vsdr.models.checkpoint import label, read_checkpoint, state_dict_of
 
 
 def split_learned_variance(out: Tensor, x: Tensor) -> tuple[Tensor, Tensor | None]:
@@ -57,6 +56,9 @@ def load_state_strict(net: nn.Module, path: str | Path, what: str = "model.ckpt"
     the first missing, unexpected and mis-shaped keys. The file is read as data
     (``vsdr.models.checkpoint.read_checkpoint``: nothing in it runs). Returns the file's
     payload."""
+    from vsdr.models.checkpoint import label, read_checkpoint, state_dict_of  # not at import:
+    # ``python -m vsdr.models.checkpoint`` runs that module after ``vsdr.models`` is imported
+
     path = Path(path)
     payload = read_checkpoint(path, what)
     state = state_dict_of(payload)

@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 from vsdr.data.images import ImageTrainSet
 from vsdr.diffusion import VPSchedule, per_sample_seeds
 from vsdr.models import ADMUNet, NetworkPrior
+from vsdr.models.checkpoint import read_checkpoint, state_dict_of
 from vsdr.operators import Identity
 from vsdr.samplers import VarianceScaledSampler
 
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         print("no cached digits network: run `python run.py experiment=images_small` first")
         return 1
     net = ADMUNet(**cfg)
-    net.load_state_dict(torch.load(ckpts[-1])["state_dict"])
+    net.load_state_dict(state_dict_of(read_checkpoint(ckpts[-1], "cached checkpoint")))
     net.eval().requires_grad_(False)
     schedule = VPSchedule.linear(100, 1e-3, 0.2)
     x0 = ImageTrainSet(ROOT / "outputs/data/digits16/train", 16).sample(1500)

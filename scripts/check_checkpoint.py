@@ -2,8 +2,9 @@
 
     python scripts/check_checkpoint.py PATH [--model adm_ffhq]
 
-Builds ``conf/model/<model>.yaml`` without weights, reads PATH (a plain state dict or one
-under ``state_dict``) and reports the parameter counts, the missing and unexpected keys and
+Builds ``conf/model/<model>.yaml`` without weights, reads PATH as data (a plain state dict or
+one under ``state_dict``; a file that would run code is refused, see
+``vsdr/models/checkpoint.py``) and reports the parameter counts, the missing and unexpected keys and
 the shape mismatches. Exit status 0 when the file loads strictly, 1 when it does not.
 """
 from __future__ import annotations
@@ -14,7 +15,9 @@ from pathlib import Path
 
 import torch
 
+from vsdr.errors import ConfigError
 from vsdr.experiments.prior import bare_network
+from vsdr.models.checkpoint import read_checkpoint, state_dict_of
 
 
 def compare(net: torch.nn.Module, state: dict) -> dict:
@@ -35,16 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--show", type=int, default=10, help="how many keys to list per kind")
     args = ap.parse_args(argv)
     path = Path(args.path)
-    if not path.is_file():
-        print(f"{path} does not exist")
-        return 1
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001
-        print(f"{path} is not a readable torch checkpoint ({e})")
+        state = state_dict_of(read_checkpoint(path, "checkpoint"))  # as data: nothing in it runs
+    except ConfigError as e:
+        print(e)
         return 1
-    state = payload.get("state_dict", payload) if isinstance(payload, dict) else None
-    if not isinstance(state, dict):
+    if state is None:
         print(f"{path} holds no state dict")
         return 1
     net = bare_network(args.model)

@@ -60,7 +60,8 @@ def test_table_iv_repeats_the_jobs_numbers(tmp_path):
     with open(out / "table_iv.csv") as f:
         assert [float(r["psnr"]) for r in csv.DictReader(f)] == [r["psnr"] for r in table]
     # no FID column in these jobs: the LPIPS planes only
-    assert (out / "fig6_deblur_sigma0.05_lpips.png").is_file() and (out / "fig8_sr_sigma0.05_lpips.pdf").is_file()
+    assert (out / "fig6_deblur_sigma0.05_lpips.png").is_file()
+    assert (out / "fig8_sr_sigma0.05_lpips.pdf").is_file()
     assert not (out / "fig6_deblur_sigma0.05.png").exists()
 
 
@@ -71,9 +72,11 @@ def test_dp_planes_against_fid_and_table_iv_in_the_papers_layout(tmp_path):
     res = tmp_path / "results"
     fid = {"fid_standin": 40.0}
     _job(res / "ours", [{**_row("ours", "lam", 0.0, 25.0, 0.37, sigma=0.2), **fid},
-                        {**_row("ours", "lam", 1.0, 24.0, 0.26, sigma=0.2), "fid_standin": 30.0}], "lpips_vgg", "a")
+                        {**_row("ours", "lam", 1.0, 24.0, 0.26, sigma=0.2), "fid_standin": 30.0}],
+         "lpips_vgg", "a")
     _job(res / "pscgan", [{**_row("pscgan", "N", 64, 24.5, 0.35, sigma=0.2), **fid}], "lpips_vgg", "b")
-    _job(res / "diffpir", [{**_row("diffpir", "lambda_d", 7.0, 22.5, 0.27, sigma=0.2), **fid}], "lpips_vgg", "c")
+    _job(res / "diffpir", [{**_row("diffpir", "lambda_d", 7.0, 22.5, 0.27, sigma=0.2), **fid}],
+         "lpips_vgg", "c")
     out = tmp_path / "out"
     figures_ffhq.make(res, out)
     for name in ("fig6_deblur_sigma0.2", "fig6_deblur_sigma0.2_lpips"):
@@ -88,7 +91,8 @@ def test_dp_planes_against_fid_and_table_iv_in_the_papers_layout(tmp_path):
     assert paper == "| PSNR (dB), paper | 25.27 | 24.93 | 24.80 | 24.47 | 24.40 | 22.10 | 24.39 | 22.73 |"
     assert "| lpips_vgg, vsdr | 0.370 | – | – | – | 0.260 | – | 0.350 | 0.270 |" in md
     rows = figures_ffhq.collect_rows([res / "ours"])
-    assert {(r["fid_column"], float(r["fid"])) for r in rows} == {("fid_standin", 40.0), ("fid_standin", 30.0)}
+    assert {(r["fid_column"], float(r["fid"])) for r in rows} == {("fid_standin", 40.0),
+                                                                  ("fid_standin", 30.0)}
 
 
 def test_lpips_column_is_the_jobs_perception_measure_when_it_is_lpips():

@@ -46,8 +46,11 @@ def to_uint8(x: Tensor) -> np.ndarray:
 
 
 def save_images(x: Tensor, folder: str | Path, names: Sequence[str] | None = None) -> list[Path]:
-    """Write ``(B, 3, H, W)`` images in ``[−1, 1]`` as PNGs (``00000.png``… unless ``names``)."""
+    """Write ``(B, 3, H, W)`` images in ``[−1, 1]`` as PNGs (``00000.png``… unless ``names``),
+    each atomically."""
     from PIL import Image
+
+    from vsdr.experiments.writer import atomic_write
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -55,7 +58,8 @@ def save_images(x: Tensor, folder: str | Path, names: Sequence[str] | None = Non
     paths = []
     for arr, name in zip(to_uint8(x), names):
         paths.append(folder / name)
-        Image.fromarray(arr).save(paths[-1])
+        image = Image.fromarray(arr)
+        atomic_write(paths[-1], lambda p, image=image: image.save(p, format="PNG"))  # no half PNG
     return paths
 
 

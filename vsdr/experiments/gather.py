@@ -33,7 +33,8 @@ def gather_dp_curve(sweep_dir: str | Path) -> list[dict]:
 
     sweep_dir = Path(sweep_dir)
     merged = gather_sweep_shards(sweep_dir)  # shard jobs count through their merged table
-    paths = sorted(p for p in sweep_dir.glob("*/metrics.csv") if not is_shard_job(p.parent))
+    paths = sorted(p for p in sweep_dir.glob("*/metrics.csv")  # finished jobs: with metrics.json
+                   if (p.parent / "metrics.json").is_file() and not is_shard_job(p.parent))
     paths += [m / "metrics.csv" for m in merged]
     rows = read_rows(paths)
     if not rows:

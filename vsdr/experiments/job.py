@@ -21,6 +21,7 @@ from vsdr.diffusion.noise import sample_seeds
 from vsdr.errors import JobFault
 from vsdr.experiments import tracking
 from vsdr.experiments.build import JobParts, apply_threads, build_job, build_logger, build_score_model
+from vsdr.experiments.lock import job_lock
 from vsdr.experiments.memory import keep_freed_memory
 from vsdr.experiments.outputs import (
     columns_of,
@@ -30,10 +31,11 @@ from vsdr.experiments.outputs import (
     write_metadata,
     write_tables,
 )
+from vsdr.experiments.prior import ddp_worker_rank
 from vsdr.experiments.resume import ChunkStore, finished_rows, results_hash
 from vsdr.experiments.shards import shard_indices
 from vsdr.experiments.validate import validate_config
-from vsdr.experiments.writer import ensure_writable
+from vsdr.experiments.writer import ensure_writable, result_set
 from vsdr.models.invariant import make_batch_invariant
 from vsdr.models.precision import apply_precision
 from vsdr.samplers.base import Sampler
@@ -108,7 +110,7 @@ def run_job(cfg: DictConfig, job_dir: str | Path) -> list[dict]:
     validate_config(cfg)
     parts = build_job(cfg)
     threads = apply_threads(cfg.get("threads"), parts.device)  # before any work, training too
-    task, seed = parts.task, int(cfg.seed)
+    task = parts.task
     rhash = results_hash(cfg)
     done = finished_rows(job_dir, rhash)
     if done is not None:
@@ -116,6 +118,18 @@ def run_job(cfg: DictConfig, job_dir: str | Path) -> list[dict]:
         task.print_table(done)
         return done
     ensure_writable(job_dir)
+    with job_lock(job_dir, take=ddp_worker_rank(cfg.trainer) == 0):  # DDP workers: rank 0's
+        rows = compute_and_write(cfg, parts, job_dir, rhash, threads, t_start)
+    task.print_table(rows)
+    return rows
+
+
+def compute_and_write(cfg: DictConfig, parts: JobParts, job_dir: Path, rhash: str,
+                      threads: int, t_start: float) -> list[dict]:
+    """The job's work once it holds its dir: build or train the network, sample, evaluate and
+    write the result files as one set (``result_set``: whole, ``metrics.json`` last, or
+    none). Returns the metrics rows."""
+    task, seed = parts.task, int(cfg.seed)
     full = task.test_set(seed)
     indices = shard_indices(len(full), int(cfg.data.get("shard", 0) or 0),
                             int(cfg.data.get("num_shards", 1) or 1), task.size_name)
@@ -140,18 +154,21 @@ def run_job(cfg: DictConfig, job_dir: str | Path) -> list[dict]:
         metrics = task.evaluate(test, recon, parts.values, seed, workdir=job_dir)
         rows = make_rows(parts.base_row, parts.values, metrics, len(test), nfe, seed)
         try:
-            write_tables(job_dir, task, rows, test, recon, parts.values, parts.sampler.knob, items,
-                         per_image)
-            figures = write_figures(job_dir, task, rows, test, recon, parts.values, parts.sampler.knob,
-                                    parts.title, trajectory_fn(parts, model), seed)
-            write_metadata(job_dir, metadata(
-                task, rows, resolved, rhash, seed, model=model_info,
-                test_items=len(full), samples_per_image=per_image, threads=threads,
-                sample_seconds=sample_seconds, seconds_per_step=sample_seconds / max(nfe, 1),
-                wall_seconds=time.perf_counter() - t_start))
+            with result_set(job_dir) as stage:
+                write_tables(stage, task, rows, test, recon, parts.values, parts.sampler.knob, items,
+                             per_image)
+                staged = write_figures(stage, task, rows, test, recon, parts.values,
+                                       parts.sampler.knob, parts.title, trajectory_fn(parts, model),
+                                       seed)
+                write_metadata(stage, metadata(
+                    task, rows, resolved, rhash, seed, model=model_info,
+                    test_items=len(full), samples_per_image=per_image, threads=threads,
+                    sample_seconds=sample_seconds, seconds_per_step=sample_seconds / max(nfe, 1),
+                    wall_seconds=time.perf_counter() - t_start))
         except OSError as e:
             raise JobFault(f"could not write the results into {job_dir} ({e.strerror or e}): free "
                            "space there or choose another output dir") from e
+        figures = {stem: job_dir / p.relative_to(stage) for stem, p in staged.items()}
         store.clear()
         log.info("vsdr: computed job %s (config hash %s)", job_dir, rhash)
         tracking.log_results(logger, rows, columns_of(task, rows), figures)
@@ -160,5 +177,4 @@ def run_job(cfg: DictConfig, job_dir: str | Path) -> list[dict]:
         ok = True
     finally:
         tracking.finish(logger, ok)
-    task.print_table(rows)
     return rows

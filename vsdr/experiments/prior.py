@@ -16,7 +16,8 @@ from vsdr.console import quiet_logs, training_progress
 from vsdr.diffusion.schedule import VPSchedule
 from vsdr.errors import DDPWorkerDone
 from vsdr.experiments.hashing import config_hash
-from vsdr.experiments.writer import atomic_write
+from vsdr.experiments.lock import env_rank
+from vsdr.experiments.writer import write_checkpoint
 from vsdr.models.precondition import PreconditionedEps
 from vsdr.models.random_init import unzero
 from vsdr.models.score import NetworkPrior, load_state_strict
@@ -136,6 +137,15 @@ def slurm_worker_rank(trainer: DictConfig) -> int:
     return int(os.environ.get("SLURM_PROCID", "0") or 0)
 
 
+def ddp_worker_rank(trainer: DictConfig) -> int:
+    """This process's rank among the DDP processes of a DDP ``trainer`` (0 outside DDP): the
+    SLURM task's (``slurm_worker_rank``), or the ``RANK`` / ``LOCAL_RANK`` / ``NODE_RANK`` that
+    Lightning and torchrun give the processes they start."""
+    if trainer.get("strategy") in (None, "auto"):
+        return 0
+    return max(slurm_worker_rank(trainer), env_rank())
+
+
 def load_or_train_prior(cfg: DictConfig, schedule: VPSchedule, dataset, logger,
                         device: torch.device) -> tuple[NetworkPrior, dict]:
     """The job's ``NetworkPrior`` and a dict describing where its weights came from."""
@@ -163,9 +173,8 @@ def load_or_train_prior(cfg: DictConfig, schedule: VPSchedule, dataset, logger,
                 net, schedule, points, make_trainer(cfg.trainer, logger, cfg.progress),
                 lr=tr.lr, ema_decay=tr.ema_decay, batch_size=int(tr.batch_size),
                 steps=int(cfg.trainer.max_steps), seed=int(tr.seed))
-            payload = {"state_dict": net.state_dict(), "training_key": training_key(cfg),
-                       "train_seconds": seconds}
-            atomic_write(path, lambda p: torch.save(payload, p))
+            write_checkpoint(path, net.state_dict(),
+                             {"training_key": training_key(cfg), "train_seconds": seconds})
             info.update(source="trained", train_seconds=seconds)
     net = net.to(device).eval().requires_grad_(False)
     return NetworkPrior(net, schedule), info

@@ -16,7 +16,7 @@ from vsdr.config import instantiate
 from vsdr.errors import ConfigError
 from vsdr.experiments.hashing import config_hash
 from vsdr.experiments.prior import make_trainer
-from vsdr.experiments.writer import atomic_write
+from vsdr.experiments.writer import write_checkpoint
 from vsdr.models.cgan import ConditionalGenerator
 from vsdr.models.score import load_state_strict
 from vsdr.tasks.images import sigma_in_pm1
@@ -142,8 +142,7 @@ def load_or_train_pscgan(cfg: DictConfig, dataset, operator, logger,
             seed=int(tr.seed), ema_decay=None if tr.get("ema_decay") is None else float(tr.ema_decay),
             penalty=str(tr.get("penalty", "sum")))
         state = torch.nn.ModuleDict({"generator": generator, "critic": critic}).state_dict()
-        payload = {"state_dict": state, "training_key": gan_training_key(cfg), "train_seconds": seconds}
-        atomic_write(path, lambda p: torch.save(payload, p))
+        write_checkpoint(path, state, {"training_key": gan_training_key(cfg), "train_seconds": seconds})
         info.update(source="trained", train_seconds=seconds)
     generator = generator.to(device).eval().requires_grad_(False)
     return ConditionalGenerator(generator), info

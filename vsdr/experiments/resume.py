@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vsdr.experiments.hashing import config_hash
 from vsdr.experiments.writer import atomic_write
+from vsdr.models.checkpoint import CodeInCheckpoint, read_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,10 @@ class ChunkStore:
     """Finished sampling chunks of one job, ``partial/<hash>-<start>-<stop>.pt`` in its dir.
 
     A chunk holds the reconstructions of test points ``start..stop-1`` for every knob value
-    ``(V, stop-start, ...)`` and the sampler's nfe. Files of another hash are ignored.
+    ``(V, stop-start, ...)`` and the sampler's nfe. Files of another hash are ignored. A
+    chunk is read as data: a damaged one is sampled again, one that holds Python objects
+    beyond tensors (someone else's file: loading it would run code) stops the job
+    (``CodeInCheckpoint``, exit 2).
     """
 
     def __init__(self, job_dir: str | Path, hash_: str):
@@ -99,9 +103,11 @@ class ChunkStore:
         if not p.is_file():
             return None
         try:
-            payload = torch.load(p, map_location="cpu", weights_only=True)
+            payload = read_checkpoint(p, "resume chunk")  # a chunk that carries code: refused
             return payload["samples"], int(payload["nfe"])
-        except Exception as e:  # noqa: BLE001 - a bad chunk is resampled, never trusted
+        except CodeInCheckpoint:
+            raise
+        except Exception as e:  # noqa: BLE001 - a damaged chunk is resampled, never trusted
             log.warning("vsdr: chunk %s is unreadable (%s): sampling it again", p.name, e)
             return None
 

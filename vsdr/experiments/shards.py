@@ -25,6 +25,7 @@ from vsdr.errors import ConfigError
 from vsdr.experiments.build import build_job
 from vsdr.experiments.outputs import make_rows, metadata, write_figures, write_metadata, write_tables
 from vsdr.experiments.resume import results_hash
+from vsdr.experiments.writer import result_set
 from vsdr.tasks.base import TestSet
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,22 @@ def num_shards(cfg: DictConfig) -> int:
 
 
 def _shard_cfg(job_dir: Path) -> DictConfig:
+    """The config of the finished job in ``job_dir``: its ``metrics.json`` must carry the
+    results hash of the config it holds (a file written whole by the job), else ``ValueError``."""
     meta = json.loads((job_dir / "metrics.json").read_text())
+    if meta.get("config_hash") != results_hash(meta["config"]):
+        raise ValueError(f"{job_dir / 'metrics.json'} does not carry its config's hash")
     return OmegaConf.create(meta["config"])
+
+
+def finished(job_dir: Path) -> bool:
+    """Whether ``job_dir`` holds a finished job: ``samples.npz`` and a ``metrics.json`` that
+    carries its config's hash (``_shard_cfg``)."""
+    try:
+        _shard_cfg(job_dir)
+    except (OSError, ValueError, KeyError):
+        return False
+    return (job_dir / "samples.npz").is_file()
 
 
 def _unsharded_key(cfg: DictConfig) -> str:
@@ -64,9 +79,10 @@ def gather_shards(job_dirs: list[str | Path], out_dir: str | Path) -> list[dict]
     every test item once) into ``out_dir``: the result files of the unsharded job (its
     figures included). Returns the metrics rows."""
     job_dirs = [Path(d) for d in job_dirs]
-    missing = [str(d) for d in job_dirs if not (d / "samples.npz").is_file()]
+    missing = [str(d) for d in job_dirs if not finished(d)]
     if missing:
-        raise ConfigError(f"shard dirs {missing[:3]} have no samples.npz: run those shards first")
+        raise ConfigError(f"shard dirs {missing[:3]} hold no finished job (samples.npz and a "
+                          "metrics.json that carries its config hash): run those shards first")
     cfgs = [_shard_cfg(d) for d in job_dirs]
     keys = {_unsharded_key(c) for c in cfgs}
     if len(keys) != 1:
@@ -94,12 +110,13 @@ def gather_shards(job_dirs: list[str | Path], out_dir: str | Path) -> list[dict]
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics = job.task.evaluate(test, samples, values, seed, workdir=out_dir)
     rows = make_rows(job.base_row, values, metrics, n, nfe, seed)
-    write_tables(out_dir, job.task, rows, test, samples, values, knob, np.arange(n), per_image)
-    write_figures(out_dir, job.task, rows, test, samples, values, knob, job.title, seed=seed)
-    write_metadata(out_dir, metadata(job.task, rows, OmegaConf.to_container(merged, resolve=True),
-                                     results_hash(merged), seed, test_items=n // per_image,
-                                     samples_per_image=per_image,
-                                     gathered_from=[str(d) for d in job_dirs]))
+    with result_set(out_dir) as stage:  # whole, metrics.json last, or nothing
+        write_tables(stage, job.task, rows, test, samples, values, knob, np.arange(n), per_image)
+        write_figures(stage, job.task, rows, test, samples, values, knob, job.title, seed=seed)
+        write_metadata(stage, metadata(job.task, rows, OmegaConf.to_container(merged, resolve=True),
+                                       results_hash(merged), seed, test_items=n // per_image,
+                                       samples_per_image=per_image,
+                                       gathered_from=[str(d) for d in job_dirs]))
     log.info("vsdr: gathered %d shards (%d test items) into %s", len(job_dirs), n, out_dir)
     return rows
 

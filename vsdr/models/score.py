@@ -53,18 +53,17 @@ class NetworkPrior:
 
 def load_state_strict(net: nn.Module, path: str | Path, what: str = "model.ckpt") -> dict:
     """Load a state dict into ``net`` strictly; on any mismatch raise ``ConfigError`` naming
-    the first missing, unexpected and mis-shaped keys. Returns the file's payload."""
+    the first missing, unexpected and mis-shaped keys. The file is read as data
+    (``vsdr.models.checkpoint.read_checkpoint``: nothing in it runs). Returns the file's
+    payload."""
+    from vsdr.models.checkpoint import label, read_checkpoint, state_dict_of  # not at import:
+    # ``python -m vsdr.models.checkpoint`` runs that module after ``vsdr.models`` is imported
+
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{what}={path} does not exist: give the path of a saved checkpoint")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same sentence
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise ConfigError(f"{what}={path} is not a readable torch checkpoint ({first})") from e
-    state = payload.get("state_dict", payload) if isinstance(payload, dict) else None
-    if not isinstance(state, dict):
-        raise ConfigError(f"{what}={path} holds no state dict")
+    payload = read_checkpoint(path, what)
+    state = state_dict_of(payload)
+    if state is None:
+        raise ConfigError(f"{label(what, path)} holds no state dict")
     own = net.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -79,7 +78,7 @@ def load_state_strict(net: nn.Module, path: str | Path, what: str = "model.ckpt"
         if shapes:
             parts.append(f"shape mismatches {shapes[:3]}")
         raise ConfigError(
-            f"{what}={path} does not fit the model {type(net).__name__}: " + "; ".join(parts)
+            f"{label(what, path)} does not fit the model {type(net).__name__}: " + "; ".join(parts)
         )
     net.load_state_dict(state, strict=True)
     return payload

@@ -18,7 +18,8 @@ from conftest import compose_cfg
 from vsdr.data.images import save_images
 from vsdr.errors import ConfigError
 from vsdr.experiments.validate import validate_config
-from vsdr.models.pscgan_checkpoint import convert, load_official, shared_groups
+from vsdr.models.checkpoint import convert
+from vsdr.models.pscgan_checkpoint import load_official, shared_groups
 from vsdr.models.pscgan_official import (
     Critic,
     EncDec,
@@ -157,7 +158,8 @@ def test_lightning_objects_are_read_weights_only(official, tmp_path, monkeypatch
         torch.load(tmp_path / "pl.ckpt", weights_only=True)
     load_official(PSCGANOfficial(EncDec(), Critic()), tmp_path / "pl.ckpt")
     with pytest.raises(ConfigError,
-                       match=r"pytorch_lightning.utilities.Thing.*python -m vsdr.models.pscgan_checkpoint"):
+                       match=r"pytorch_lightning.utilities.Thing.*"
+                             r"python -m vsdr.models.checkpoint convert .* --trust"):
         load_official(PSCGANOfficial(EncDec(), Critic()), tmp_path / "foreign.ckpt")
     assert convert(tmp_path / "foreign.ckpt", tmp_path / "clean.pt") == 188
     load_official(PSCGANOfficial(EncDec(), Critic()), tmp_path / "clean.pt")

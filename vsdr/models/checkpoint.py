@@ -111,12 +111,33 @@ def state_dict_of(payload) -> dict | None:
     return None
 
 
+def bare_class(name: str) -> type:
+    """A class with nothing in it, standing in for a class a checkpoint names (e.g. a Lightning
+    callback used as a dict key) that is not importable here or not wanted."""
+    return type(name.rsplit(".", 1)[-1], (), {"__doc__": f"stand-in for {name}"})
+
+
+class _StandInUnpickler(pickle.Unpickler):
+    """For ``convert`` only: a global that cannot be imported (a library that is not installed,
+    such as an old Lightning's callbacks) becomes a ``bare_class``."""
+
+    def find_class(self, module: str, name: str):
+        try:
+            return super().find_class(module, name)
+        except (ImportError, AttributeError):
+            return bare_class(f"{module}.{name}")
+
+
 def convert(src: str | Path, dst: str | Path) -> int:
-    """Load ``src`` with full unpickling (it may run code: only for a file the caller trusts)
-    and write its tensors as a plain state dict to ``dst``; return how many tensors."""
+    """Load ``src`` with full unpickling (it may run code: only for a file the caller trusts;
+    classes that cannot be imported read as stand-ins) and write its tensors as a plain state
+    dict to ``dst``; return how many tensors."""
+    import types
+
     from vsdr.experiments.writer import atomic_write
 
-    payload = torch.load(Path(src), map_location="cpu", weights_only=False)
+    shim = types.SimpleNamespace(Unpickler=_StandInUnpickler, load=pickle.load, __name__="pickle")
+    payload = torch.load(Path(src), map_location="cpu", weights_only=False, pickle_module=shim)
     state = state_dict_of(payload)
     if state is None:
         raise ConfigError(f"{src} holds no state dict (a {type(payload).__name__})")

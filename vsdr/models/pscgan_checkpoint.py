@@ -9,20 +9,20 @@ Lightning names such a file can hold: the ``callbacks`` dict is keyed by the cal
 ``GAN`` saves none, so this one is likely absent). Both are read as inert stand-ins
 (``LIGHTNING_STAND_INS``: a bare class, a plain dict) through
 ``torch.serialization.safe_globals``, which runs no code from the file. A file naming any
-other non-tensor global is refused in one sentence that points at ``convert`` (run once, on a
-file one trusts: keeps the tensors, writes ``{'state_dict': …}``).
+other non-tensor global is refused in one sentence that points at
+``python -m vsdr.models.checkpoint convert IN OUT --trust`` (run once, on a file one trusts:
+keeps the tensors; classes that cannot be imported read as stand-ins).
 """
 from __future__ import annotations
 
 import pickle
-import sys
-import types
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from vsdr.errors import ConfigError
+from vsdr.models.checkpoint import bare_class
 
 
 class _AttributeDict:
@@ -32,14 +32,9 @@ class _AttributeDict:
         return {}
 
 
-def _bare_class(name: str) -> type:
-    """A class with nothing in it, standing in for a Lightning class used as a dict key."""
-    return type(name.rsplit(".", 1)[-1], (), {"__doc__": f"stand-in for {name}"})
-
-
 #: the Lightning globals a published checkpoint may hold outside its tensors, and what they read as
 LIGHTNING_STAND_INS: list[tuple[object, str]] = [
-    (_bare_class(n), n) for n in (
+    (bare_class(n), n) for n in (
         "pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint",
         "pytorch_lightning.callbacks.early_stopping.EarlyStopping",
         "pytorch_lightning.callbacks.progress.ProgressBar",
@@ -69,7 +64,8 @@ def read_state_dict(path: str | Path, what: str = "sampler.gan.ckpt") -> dict[st
     except pickle.UnpicklingError as e:
         raise ConfigError(f"{what}={path} holds objects that a weights-only load refuses ({_first_line(e)}): "
                           "if the file is trusted, convert it once with "
-                          f"`python -m vsdr.models.pscgan_checkpoint {path} OUT.pt` and give OUT.pt") from e
+                          f"`python -m vsdr.models.checkpoint convert {path} OUT.pt --trust` and give "
+                          "OUT.pt") from e
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same sentence
         raise ConfigError(f"{what}={path} is not a readable torch checkpoint ({_first_line(e)})") from e
     state = payload.get("state_dict", payload) if isinstance(payload, dict) else None
@@ -111,31 +107,3 @@ def load_strict(net: nn.Module, state: dict[str, torch.Tensor], path: str | Path
 def load_official(net: nn.Module, path: str | Path, what: str = "sampler.gan.ckpt") -> None:
     """Read ``path`` (weights only) and load it strictly into ``net`` (a ``PSCGANOfficial``)."""
     load_strict(net, read_state_dict(path, what), path, what)
-
-
-class _StandInUnpickler(pickle.Unpickler):
-    """For ``convert`` only: a global that cannot be imported becomes a bare stand-in class."""
-
-    def find_class(self, module: str, name: str):
-        try:
-            return super().find_class(module, name)
-        except (ImportError, AttributeError):
-            return _bare_class(f"{module}.{name}")
-
-
-def convert(src: str | Path, dst: str | Path) -> int:
-    """Rewrite a trusted Lightning checkpoint as ``{'state_dict': …}`` (tensors only), readable
-    with ``weights_only=True``. This load runs the file's pickle (``weights_only=False``):
-    only for files one trusts, such as the authors' published ones. Returns the tensor count."""
-    shim = types.SimpleNamespace(Unpickler=_StandInUnpickler, load=pickle.load, __name__="pickle")
-    payload = torch.load(src, map_location="cpu", weights_only=False, pickle_module=shim)
-    state = payload.get("state_dict", payload)
-    state = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
-    torch.save({"state_dict": state}, dst)
-    return len(state)
-
-
-if __name__ == "__main__":  # python -m vsdr.models.pscgan_checkpoint IN.ckpt OUT.pt
-    if len(sys.argv) != 3:
-        sys.exit("usage: python -m vsdr.models.pscgan_checkpoint IN.ckpt OUT.pt (for files you trust)")
-    print(f"{convert(sys.argv[1], sys.argv[2])} tensors written to {sys.argv[2]}")

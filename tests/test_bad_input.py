@@ -159,8 +159,6 @@ def test_cli_choice_and_mismatch_are_one_sentence(overrides, line, tmp_path):
     (["operator=gaussian_blur"], "operator=gaussian_blur does not fit dataset=pinwheel (2-D points): it blurs "
      "images; choose operator=identity or operator=matrix for points"),
     (["sampler=diffpir"], "sampler.steps=100 is more than diffusion.T=50: sampler=diffpir takes"),
-    (["data.batch_size=0"], "data.batch_size=0 must be null (all at once) or a whole number >= 1"),
-    (["data.num_shards=0"], "data.num_shards=0 must be a whole number >= 1"),
     (["+foo=1"], "foo is not a key of vsdr's config (conf/config.yaml): its top-level keys are"),
 ])
 def test_cli_bad_input_is_one_sentence_on_stderr_and_in_run_log(overrides, start, tmp_path):

@@ -156,8 +156,8 @@ def test_cli_choice_and_mismatch_are_one_sentence(overrides, line, tmp_path):
 
 @pytest.mark.parametrize("overrides,start", [
     (["seed=-1"], "seed=-1 must be a whole number >= 0: the job seed draws the test points"),
-    (["operator=gaussian_blur"], "operator=gaussian_blur does not fit dataset=pinwheel (2-D points): it blurs "
-     "images; choose operator=identity or operator=matrix for points"),
+    (["operator=gaussian_blur"], "operator=gaussian_blur does not fit dataset=pinwheel (2-D points): it "
+     "blurs images; choose operator=identity or operator=matrix for points"),
     (["sampler=diffpir"], "sampler.steps=100 is more than diffusion.T=50: sampler=diffpir takes"),
     (["+foo=1"], "foo is not a key of vsdr's config (conf/config.yaml): its top-level keys are"),
 ])

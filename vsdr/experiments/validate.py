@@ -1,6 +1,6 @@
 """Checks that run before any compute: each failure is one sentence naming the value and
-what would fit. Sampler knobs are checked against what the sampler class declares
-(``vsdr.samplers.base.Sampler.knobs``)."""
+what would fit. Plain keys are checked by the rule table of ``vsdr.experiments.rules``;
+sampler knobs against what the sampler class declares (``vsdr.samplers.base.Sampler.knobs``)."""
 from __future__ import annotations
 
 import inspect
@@ -15,14 +15,14 @@ from vsdr.diffusion.guidance import FORMS
 from vsdr.diffusion.schedule import SPACINGS
 from vsdr.diffusion.variance import VARIANCES, renamed_variance
 from vsdr.errors import ConfigError
+from vsdr.experiments.prior import MODEL_META
 from vsdr.experiments.rules import check_rules, check_unknown_keys
 from vsdr.metrics.image import BACKBONE_FILES, find_backbone, find_inception
 from vsdr.samplers.base import Knob, Sampler
 from vsdr.tasks.images import PERCEPTION_COLUMNS, SIGMA_SPACES
 
-#: keys of ``model=`` that are not the network's constructor arguments
-#: (``vsdr.experiments.prior.MODEL_META`` and the preconditioning wrapper)
-MODEL_KEYS = ("ckpt", "net_batch", "file", "published", "preconditioning")
+#: keys of ``model=`` that are not the network's constructor arguments (the preconditioning wrapper's too)
+MODEL_KEYS = (*MODEL_META, "preconditioning")
 
 KNOWN_DEVICES = ("cpu", "cuda", "auto")
 #: ``precision=``: the dtype of the network call (autocast around the network only)

@@ -359,16 +359,15 @@ def validate_steps(cfg: DictConfig, cls: type[Sampler]) -> None:
     if "steps" not in cfg.sampler:
         return
     steps, T = cfg.sampler.steps, int(cfg.diffusion.T)
-    if steps is None:
-        param = inspect.signature(cls).parameters.get("steps")
-        if param is not None and param.default is not None:
-            raise ConfigError(f"sampler.steps=null does not fit sampler={cls.name}: give its number of "
-                              f"reverse steps, a whole number in [2, diffusion.T={T}]")
-        return
-    if steps > T:
+    param = inspect.signature(cls).parameters.get("steps")
+    null_fits = param is None or param.default is None
+    if steps is None and not null_fits:
+        raise ConfigError(f"sampler.steps=null does not fit sampler={cls.name}: give its number of "
+                          f"reverse steps, a whole number in [2, diffusion.T={T}]")
+    if steps is not None and steps > T:
         raise ConfigError(f"sampler.steps={steps} is more than diffusion.T={T}: sampler={cls.name} takes "
-                          f"sampler.steps of the T steps; give sampler.steps <= {T} (null: all of "
-                          "them, where the sampler allows it) or diffusion.T >= " + str(steps))
+                          f"sampler.steps of the T steps; give sampler.steps <= {T}"
+                          + (" (null: all of them)" if null_fits else "") + f" or diffusion.T >= {steps}")
 
 
 def validate_shards(data: DictConfig) -> None:

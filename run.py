@@ -22,11 +22,19 @@ def main(cfg: DictConfig) -> None:
     except DDPWorkerDone:
         return  # a DDP worker's part is done; rank 0 runs the job
     except ConfigError as e:
-        print(f"vsdr: {e}", file=sys.stderr)
-        sys.exit(2)
+        stop(f"vsdr: {e}", 2)
     except JobFault as e:
-        print(f"vsdr: {e}", file=sys.stderr)
-        sys.exit(3)
+        stop(f"vsdr: {e}", 3)
+
+
+def stop(sentence: str, status: int) -> None:
+    """End the job with ``sentence`` on stderr and in its log file (Hydra's ``run.log``; not
+    logged to the console too) and exit ``status``."""
+    from vsdr.console import log_to_files
+
+    log_to_files(sentence)
+    print(sentence, file=sys.stderr)
+    sys.exit(status)
 
 
 if __name__ == "__main__":

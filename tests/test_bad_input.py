@@ -1,6 +1,7 @@
 """Each bad input stops before any compute with one clear sentence."""
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -151,3 +152,66 @@ def test_cli_choice_and_mismatch_are_one_sentence(overrides, line, tmp_path):
     assert "Traceback" not in res.stderr
     assert not (tmp_path / "cache").exists() and not (tmp_path / "outputs").exists()
     assert not (tmp_path / "job" / "metrics.csv").exists()
+
+
+@pytest.mark.parametrize("overrides,start", [
+    (["seed=-1"], "seed=-1 must be a whole number >= 0: the job seed draws the test points"),
+    (["operator=gaussian_blur"], "operator=gaussian_blur does not fit dataset=pinwheel (2-D points): it "
+     "blurs images; choose operator=identity or operator=matrix for points"),
+    (["sampler=diffpir"], "sampler.steps=100 is more than diffusion.T=50: sampler=diffpir takes"),
+    (["+foo=1"], "foo is not a key of vsdr's config (conf/config.yaml): its top-level keys are"),
+])
+def test_cli_bad_input_is_one_sentence_on_stderr_and_in_run_log(overrides, start, tmp_path):
+    """Each stops before any compute with exit 2: one `vsdr:` sentence on stderr, once on the
+    console (not on stdout too), and the same sentence in the job's run.log."""
+    res = run_cli(["experiment=debug", *overrides, "hydra.run.dir=job"], cwd=tmp_path,
+                  env_extra={"VSDR_CACHE_DIR": str(tmp_path / "cache")})
+    assert res.returncode == 2, res.stderr[-2000:]
+    line = res.stderr.strip().splitlines()[-1]
+    assert line.startswith("vsdr: " + start), line
+    assert "Traceback" not in res.stderr and res.stderr.count(line) == 1 and line not in res.stdout
+    assert (tmp_path / "job" / "run.log").read_text().count(line) == 1
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "outputs").exists()  # nothing trained
+    assert sorted(p.name for p in (tmp_path / "job").iterdir()) == [".hydra", "run.log"]
+
+
+@pytest.fixture
+def fake_slurm(tmp_path) -> dict:
+    """sbatch and srun on PATH that only leave a mark (so that hydra/launcher=slurm_cpu gets
+    past run.py's SLURM check here): a sweep that submits anything leaves ``submitted``."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("sbatch", "srun"):
+        (bin_dir / name).write_text(f"#!/bin/sh\necho {name} >> {tmp_path / 'submitted'}\nexit 1\n")
+        (bin_dir / name).chmod(0o755)
+    return {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+
+@pytest.mark.parametrize("launcher", [None, "local", "slurm_cpu"])
+def test_cli_multirun_checks_every_job_before_the_first_starts(launcher, tmp_path, fake_slurm):
+    """`-m lam=0,1.5`: the bad job stops the sweep before any job starts, whatever the launcher:
+    no sweep dir, nothing trained, nothing submitted."""
+    args = ["-m", *([f"hydra/launcher={launcher}"] if launcher else []), "experiment=debug", "lam=0,1.5",
+            "hydra.sweep.dir=sweep"]
+    res = run_cli(args, cwd=tmp_path, env_extra={"VSDR_CACHE_DIR": str(tmp_path / "cache"), **fake_slurm})
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert res.stderr.strip().splitlines()[-1] == (
+        "vsdr: lam=1.5 is outside [0, 1]: λ scales the reverse-step variance, 0 gives the MMSE estimate "
+        "and 1 a posterior sample (in job #1 of the sweep's 2: experiment=debug lam=1.5; no job was started)")
+    assert "Traceback" not in res.stderr
+    assert not (tmp_path / "sweep").exists() and not (tmp_path / "cache").exists()
+    assert not (tmp_path / "submitted").exists()
+
+
+def test_cli_multirun_job_that_stops_writes_its_sentence_to_its_run_log(tmp_path):
+    """A job stopped while it runs (a checkpoint that is not one: found only when loaded) writes
+    the sentence that stopped it to its own run.log."""
+    bad = tmp_path / "garbage.ckpt"
+    bad.write_bytes(b"\x00\x01 not a checkpoint" * 10)
+    res = run_cli(["-m", "experiment=debug", f"model.ckpt={bad}", "lam=0,1", "hydra.sweep.dir=sweep"],
+                  cwd=tmp_path)
+    assert res.returncode == 2, res.stderr[-2000:]
+    line = res.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"vsdr: model.ckpt={bad} is not a readable torch checkpoint")
+    assert (tmp_path / "sweep" / "0" / "run.log").read_text().count(line) == 1
+    assert line not in res.stdout

@@ -206,3 +206,12 @@ def quiet_submitit() -> OnceFilter:
                                   "their result files)")
     lg.addFilter(f)
     return f
+
+
+def log_to_files(message: str, level: int = logging.ERROR, name: str = "vsdr") -> None:
+    """Log ``message`` to the log files only (the root logger's ``FileHandler``s: Hydra's job
+    log, ``run.log``): for a sentence that is printed on the console already."""
+    record = logging.getLogger(name).makeRecord(name, level, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler) and level >= handler.level:
+            handler.handle(record)

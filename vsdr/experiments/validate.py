@@ -1,6 +1,6 @@
 """Checks that run before any compute: each failure is one sentence naming the value and
-what would fit. Sampler knobs are checked against what the sampler class declares
-(``vsdr.samplers.base.Sampler.knobs``)."""
+what would fit. Plain keys are checked by the rule table of ``vsdr.experiments.rules``;
+sampler knobs against what the sampler class declares (``vsdr.samplers.base.Sampler.knobs``)."""
 from __future__ import annotations
 
 import inspect
@@ -9,16 +9,20 @@ from collections.abc import Sequence
 
 from omegaconf import DictConfig, ListConfig
 
-from vsdr.config import target_of
+from vsdr.config import HYDRA_KEYS, META, check_arguments, instantiate, target_of
 from vsdr.data.images import ImageDataset, _absolute, list_images
 from vsdr.diffusion.guidance import FORMS
 from vsdr.diffusion.schedule import SPACINGS
 from vsdr.diffusion.variance import VARIANCES, renamed_variance
 from vsdr.errors import ConfigError
+from vsdr.experiments.prior import MODEL_META
+from vsdr.experiments.rules import check_rules, check_unknown_keys
 from vsdr.metrics.image import BACKBONE_FILES, find_backbone, find_inception
 from vsdr.samplers.base import Knob, Sampler
-from vsdr.samplers.ours import VarianceScaledSampler
 from vsdr.tasks.images import PERCEPTION_COLUMNS, SIGMA_SPACES
+
+#: keys of ``model=`` that are not the network's constructor arguments (the preconditioning wrapper's too)
+MODEL_KEYS = (*MODEL_META, "preconditioning")
 
 KNOWN_DEVICES = ("cpu", "cuda", "auto")
 #: ``precision=``: the dtype of the network call (autocast around the network only)
@@ -298,8 +302,95 @@ def validate_samples_per_image(value, images: bool) -> None:
                           "point is already its own observation (raise data.n_test instead)")
 
 
+def validate_components(cfg: DictConfig) -> None:
+    """Every key of a component's config is an argument of its ``_target_`` (as
+    ``vsdr.config.instantiate`` checks when it builds it, here before anything is built):
+    ``dataset``, ``sampler`` (and PSCGAN's ``sampler.gan`` networks), ``model``, ``diffusion``,
+    ``image_metrics``. ``operator`` is built by ``validate_operator_fits_data``."""
+    nodes = [("dataset", cfg.dataset, ()), ("sampler", cfg.sampler, ()), ("model", cfg.model, MODEL_KEYS),
+             ("diffusion", cfg.diffusion, ()), ("image_metrics", cfg.get("image_metrics"), ())]
+    gan = cfg.sampler.get("gan")
+    if gan is not None:
+        nodes += [("sampler.gan.generator", gan.get("generator"), ()),
+                  ("sampler.gan.critic", gan.get("critic"), ())]
+    for group, node, extra in nodes:
+        if not isinstance(node, DictConfig) or "_target_" not in node:
+            continue
+        target = target_of(node, group)
+        accepted = set(inspect.signature(target).parameters)
+        keys = [k for k in node if k not in HYDRA_KEYS and k not in extra
+                and not (k in META and k not in accepted)]
+        check_arguments(target, keys, group)
+
+
+def data_shape(cfg: DictConfig, images: bool) -> tuple[int, ...]:
+    """The shape of one item of ``dataset=`` (no batch axis), read from its config without
+    building it: ``(3, S, S)`` for images of side ``dataset.image_size``, ``(dim,)`` for points
+    (``dataset.dim``, the length of a mixture's mean, else the class's ``dim``)."""
+    data = cfg.dataset
+    if images:
+        size = int(data.get("image_size", 256))
+        return (3, size, size)
+    if data.get("dim") is not None:
+        return (int(data.dim),)
+    if data.get("means") is not None:
+        return (len(data.means[0]),)
+    dim = getattr(target_of(data, "dataset"), "dim", 2)
+    return (dim if isinstance(dim, int) else 2,)
+
+
+def validate_operator_fits_data(cfg: DictConfig, images: bool) -> None:
+    """``operator=`` is built (its arguments checked, a value its constructor refuses named) and
+    asked whether it acts on the items of ``dataset=`` (``LinearOperator.shape_problem``): a blur
+    or a super-resolution needs images, a scale that divides their side, a kernel that fits;
+    a matrix needs points of its column count."""
+    operator = instantiate(cfg.operator, "operator")
+    shape = data_shape(cfg, images)
+    problem = operator.shape_problem(shape)
+    if problem is None:
+        return
+    what = f"{shape[-1]}×{shape[-2]} images" if images else f"{shape[0]}-D points"
+    if not images and operator.acts_on == "images":
+        fix = "choose operator=identity or operator=matrix for points, or image data (dataset=digits, ffhq)"
+    elif images and operator.acts_on == "points":
+        fix = "choose operator=identity, gaussian_blur(_small) or super_resolution(_x4) for images"
+    else:
+        fix = "give operator values that fit these items, or choose another operator"
+    raise ConfigError(f"operator={cfg.operator.get('name')} does not fit dataset={cfg.dataset.get('name')} "
+                      f"({what}): {problem}; {fix}")
+
+
+def validate_steps(cfg: DictConfig, cls: type[Sampler]) -> None:
+    """A sampler's ``sampler.steps`` (ours' K, DiffPIR's grid) against the diffusion's T: at
+    most ``diffusion.T``; ``null`` (all T) only where the sampler's constructor defaults to it."""
+    if "steps" not in cfg.sampler:
+        return
+    steps, T = cfg.sampler.steps, int(cfg.diffusion.T)
+    param = inspect.signature(cls).parameters.get("steps")
+    null_fits = param is None or param.default is None
+    if steps is None and not null_fits:
+        raise ConfigError(f"sampler.steps=null does not fit sampler={cls.name}: give its number of "
+                          f"reverse steps, a whole number in [2, diffusion.T={T}]")
+    if steps is not None and steps > T:
+        raise ConfigError(f"sampler.steps={steps} is more than diffusion.T={T}: sampler={cls.name} takes "
+                          f"sampler.steps of the T steps; give sampler.steps <= {T}"
+                          + (" (null: all of them)" if null_fits else "") + f" or diffusion.T >= {steps}")
+
+
+def validate_shards(data: DictConfig) -> None:
+    """``data.shard`` names one of the ``data.num_shards`` blocks (checked again against the
+    number of test items when the job selects them: ``vsdr.experiments.shards``)."""
+    shard, num = data.get("shard", 0), data.get("num_shards", 1)
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in (shard, num)) and num >= 1 \
+            and not 0 <= shard < num:
+        raise ConfigError(f"data.shard={shard} is outside 0..{num - 1} for data.num_shards={num}")
+
+
 def validate_config(cfg: DictConfig) -> None:
-    """Raise ``ConfigError`` on the first impossible value."""
+    """Raise ``ConfigError`` on the first impossible value: unknown keys, then every plain key
+    against its rule (``vsdr.experiments.rules.RULES``), then the values against each other
+    and against the chosen components, then the files the job reads."""
+    check_unknown_keys(cfg)
     for v in lam_values(cfg.lam):
         if not (0.0 <= v <= 1.0) or math.isnan(v):
             raise ConfigError(
@@ -311,6 +402,8 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(f"noise.sigma={sigma!r} is not a number: give the noise std, e.g. 0.5")
     if sigma < 0:
         raise ConfigError(f"noise.sigma={sigma:g} is negative: the measurement noise std must be >= 0")
+    validate_shards(cfg.data)
+    check_rules(cfg)
     cls = validate_sampler(cfg.sampler)
     if sigma == 0 and cls.needs_positive_sigma:
         raise ConfigError(
@@ -319,21 +412,11 @@ def validate_config(cfg: DictConfig) -> None:
         )
     images = is_image_data(cfg)
     validate_choices(cfg, images)
+    validate_components(cfg)
     validate_model_fits_data(cfg, images)
-    steps = cfg.sampler.get("steps")
-    if (issubclass(cls, VarianceScaledSampler) and isinstance(steps, int) and not isinstance(steps, bool)
-            and steps > int(cfg.diffusion.T)):
-        raise ConfigError(f"sampler.steps={steps} is more than diffusion.T={cfg.diffusion.T}: the "
-                          "few-step sampler keeps K of the T steps (null: all of them)")
-    threads = cfg.get("threads")
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ConfigError(f"threads={threads!r} must be null (1 on CPU, torch's default on CUDA) or a "
-                          "whole number >= 1")
+    validate_operator_fits_data(cfg, images)
+    validate_steps(cfg, cls)
     validate_samples_per_image(cfg.data.get("samples_per_image", 1), images)
     validate_files(cfg, images)
     validate_gan_fits_data(cfg, images)  # config mistakes first, then missing metric weights
     validate_metric_weights(cfg, images)
-    if int(cfg.data.n_test) < 2:
-        raise ConfigError(f"data.n_test={cfg.data.n_test} is too small: W2 needs at least 2 points")
-    if int(cfg.diffusion.T) < 2:
-        raise ConfigError(f"diffusion.T={cfg.diffusion.T} is too small: use at least 2 steps")

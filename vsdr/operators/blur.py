@@ -39,6 +39,7 @@ class GaussianBlur(LinearOperator):
     """
 
     name = "gaussian_blur"
+    acts_on = "images"
 
     def __init__(self, kernel_size: int = 61, std: float = 3.0):
         self.kernel_size, self.std = int(kernel_size), float(std)
@@ -55,6 +56,16 @@ class GaussianBlur(LinearOperator):
         g = self.kernel[:, r] / self.kernel[r, r].sqrt()
         self.separable = bool(torch.allclose(torch.outer(g, g), self.kernel, rtol=1e-12, atol=1e-15))
         self.kernel_1d = g
+
+    def shape_problem(self, shape: tuple[int, ...]) -> str | None:
+        """Images only, with sides larger than the kernel's reach (reflection padding)."""
+        if len(shape) != 3:
+            return "it blurs images"
+        if min(shape[-2:]) <= self.radius:
+            return (f"its kernel reaches {self.radius} pixels from its centre (operator.kernel_size="
+                    f"{self.kernel_size}, operator.std={self.std:g}) and reflection padding needs an "
+                    f"image side larger than {self.radius}, not {min(shape[-2:])}")
+        return None
 
     def _weight(self, x: Tensor) -> Tensor:
         k = self.kernel.to(device=x.device, dtype=x.dtype)

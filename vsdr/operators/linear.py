@@ -13,12 +13,19 @@ class LinearOperator:
     """``y = A x``; subclasses give ``forward`` (``A``) and ``adjoint`` (``Aᵀ``)."""
 
     name = "linear"
+    #: what ``A`` acts on: ``images`` (``(C, H, W)``), ``points`` (``(dim,)``) or ``any``
+    acts_on = "any"
 
     def forward(self, x: Tensor) -> Tensor:
         raise NotImplementedError
 
     def adjoint(self, y: Tensor) -> Tensor:
         raise NotImplementedError
+
+    def shape_problem(self, shape: tuple[int, ...]) -> str | None:
+        """Why ``A`` cannot act on one signal of ``shape`` (no batch axis: ``(dim,)`` for
+        points, ``(C, H, W)`` for images), as a clause for a message; ``None`` when it can."""
+        return None
 
     def prox_data(self, x0_hat: Tensor, y: Tensor, rho: float | Tensor) -> Tensor:
         """The data step of HQS / DiffPIR (docs/METHOD.md §6) in closed form:

@@ -13,6 +13,7 @@ class MatrixOperator(LinearOperator):
     ``draw_seed`` (``rows × dim``; non-square when ``rows != dim``)."""
 
     name = "matrix"
+    acts_on = "points"
 
     def __init__(self, rows: int = 1, dim: int = 2, draw_seed: int = 0,
                  matrix: list[list[float]] | None = None):
@@ -21,6 +22,15 @@ class MatrixOperator(LinearOperator):
         else:
             rng = np.random.default_rng(draw_seed)
             self.A = torch.tensor(rng.standard_normal((rows, dim)) / np.sqrt(dim))
+
+    def shape_problem(self, shape: tuple[int, ...]) -> str | None:
+        """Points whose dimension is the number of columns of ``A``."""
+        cols = self.A.shape[1]
+        if len(shape) != 1:
+            return f"A ({self.A.shape[0]}×{cols}) multiplies points of dimension {cols}, not images"
+        if shape[0] != cols:
+            return f"A ({self.A.shape[0]}×{cols}) multiplies points of dimension {cols}, not {shape[0]}"
+        return None
 
     def forward(self, x: Tensor) -> Tensor:
         return x @ self.A.T.to(x)

@@ -59,6 +59,7 @@ class SuperResolution(LinearOperator):
     ``Aᵀ y = R_hᵀ y R_w`` exactly."""
 
     name = "super_resolution"
+    acts_on = "images"
 
     def __init__(self, scale: int = 8):
         if int(scale) != scale or scale < 1:
@@ -67,6 +68,15 @@ class SuperResolution(LinearOperator):
         self._cache: dict[tuple, Tensor] = {}
         self._otfs: dict[tuple, Tensor] = {}
         self._eig = AxisGramEigen(partial(resize_matrix_tensor, scale=self.scale))
+
+    def shape_problem(self, shape: tuple[int, ...]) -> str | None:
+        """Images only, whose sides ``scale`` divides."""
+        if len(shape) != 3:
+            return "it down-samples images"
+        bad = [n for n in shape[-2:] if n % self.scale]
+        if bad:
+            return f"operator.scale={self.scale} does not divide the image side {bad[0]}"
+        return None
 
     def _mat(self, n: int, like: Tensor) -> Tensor:
         key = (n, like.dtype, like.device)

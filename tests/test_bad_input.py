@@ -47,6 +47,8 @@ def test_bad_values(override, message, tmp_path, cache_dir):
      "sampler.values has lambda_d=-1, but lambda_d must be finite and >= 0"),
     (["sampler=diffpir", "sampler.zeta_d=1.5", "sampler.knob=lambda_d"],
      "sampler.zeta_d=1.5, but zeta_d must lie in [0, 1]"),
+    (["sampler=diffpir", "sampler.last_step=final"],
+     "sampler.last_step='final' is not one of ['paper', 'official', 'x0hat']"),
     (["sampler=diffpir", "sampler.values=[abc]"],
      "sampler.values has 'abc', which is not a number: zeta_d must lie in [0, 1]"),
     (["sampler=dps", "sampler.values=[]"], "sampler.values=[] must be a non-empty list of zeta values"),
@@ -151,3 +153,10 @@ def test_cli_choice_and_mismatch_are_one_sentence(overrides, line, tmp_path):
     assert "Traceback" not in res.stderr
     assert not (tmp_path / "cache").exists() and not (tmp_path / "outputs").exists()
     assert not (tmp_path / "job" / "metrics.csv").exists()
+
+
+def test_bad_operator_boundary():
+    from vsdr.experiments.validate import validate_config
+
+    with pytest.raises(ConfigError, match=re.escape("operator.boundary='wrap' is not one of ['reflect', 'circular']")):
+        validate_config(compose_cfg(["experiment=images_small_diffpir", "operator.boundary=wrap"]))

@@ -158,5 +158,6 @@ def test_cli_choice_and_mismatch_are_one_sentence(overrides, line, tmp_path):
 def test_bad_operator_boundary():
     from vsdr.experiments.validate import validate_config
 
-    with pytest.raises(ConfigError, match=re.escape("operator.boundary='wrap' is not one of ['reflect', 'circular']")):
+    message = "operator.boundary='wrap' is not one of ['reflect', 'circular']"
+    with pytest.raises(ConfigError, match=re.escape(message)):
         validate_config(compose_cfg(["experiment=images_small_diffpir", "operator.boundary=wrap"]))

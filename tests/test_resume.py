@@ -143,4 +143,5 @@ def test_results_hash_without_operator_boundary_at_its_default():
     old = OmegaConf.to_container(cfg, resolve=True)
     old["operator"].pop("boundary")
     assert results_hash(cfg) == results_hash(old)
-    assert results_hash(compose_cfg(["experiment=images_small_dps", "operator.boundary=circular"])) != results_hash(cfg)
+    circular = compose_cfg(["experiment=images_small_dps", "operator.boundary=circular"])
+    assert results_hash(circular) != results_hash(cfg)

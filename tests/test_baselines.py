@@ -269,6 +269,45 @@ def test_diffpir_last_step_numbers_by_hand():
         assert float(out.samples) == pytest.approx(value, abs=2e-6), last_step
 
 
+def test_diffpir_official_is_diffpirs_loop():
+    """last_step='official' against DiffPIR's loop (main_ddpir_deblur.py, η = 0) transcribed:
+    for each grid time, x̂0 from the network, then — unless it is the last time — the data step
+    and x ← √ᾱ_s x̂0 + √(1−ζ)√(1−ᾱ_s) ε̂ + √ζ √(1−ᾱ_s) z; the result is x. Same network (a fixed
+    nonlinear ε), y and noise draws; 'paper' is that loop's data step applied at the last time."""
+    from vsdr.diffusion.noise import PerSampleNoise
+
+    schedule = VPSchedule.linear(T=20)
+    w = torch.tensor([[0.3, -0.2], [0.1, 0.4]])
+
+    class TanhEps:
+        nfe = 0
+
+        def eps(self, x, t):
+            self.nfe += 1
+            return torch.tanh(x @ w.T + 0.05 * t)
+
+    y, lam, zeta, sigma = torch.tensor([[0.5, -1.0]]), 3.0, 0.3, 0.2
+    grid = quadratic_timesteps(20, 5)
+    noise = PerSampleNoise([11], (2,), len(grid))
+    x = noise.initial()
+    for i, t in enumerate(reversed(grid)):
+        ab = float(schedule.alpha_bars[t])
+        x0 = (x - (1 - ab) ** 0.5 * TanhEps().eps(x, t)) / ab**0.5
+        rho = lam * sigma**2 * ab / (1 - ab)
+        if i == len(grid) - 1:
+            paper = (y + rho * x0) / (1 + rho)
+            break
+        x0 = (y + rho * x0) / (1 + rho)
+        eps = (x - ab**0.5 * x0) / (1 - ab) ** 0.5
+        ab_s = float(schedule.alpha_bars[list(reversed(grid))[i + 1]])
+        x = (ab_s**0.5 * x0 + (1 - zeta) ** 0.5 * (1 - ab_s) ** 0.5 * eps
+             + zeta**0.5 * (1 - ab_s) ** 0.5 * noise.next())
+    for last_step, want in (("official", x), ("paper", paper)):
+        got = DiffPIRSampler(lambda_d=lam, zeta_d=zeta, steps=5, knob="zeta_d", last_step=last_step,
+                             progress=False)(TanhEps(), y, Identity(), sigma, [zeta], [11], schedule)
+        torch.testing.assert_close(got.samples, want, atol=1e-6, rtol=1e-6)
+
+
 def test_diffpir_bad_last_step():
     with pytest.raises(ValueError, match="last_step"):
         DiffPIRSampler(last_step="final")

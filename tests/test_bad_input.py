@@ -48,6 +48,8 @@ def test_bad_values(override, message, tmp_path, cache_dir):
      "sampler.values has lambda_d=-1, but lambda_d must be finite and >= 0"),
     (["sampler=diffpir", "sampler.zeta_d=1.5", "sampler.knob=lambda_d"],
      "sampler.zeta_d=1.5, but zeta_d must lie in [0, 1]"),
+    (["sampler=diffpir", "sampler.last_step=final"],
+     "sampler.last_step='final' is not one of ['paper', 'official', 'x0hat']"),
     (["sampler=diffpir", "sampler.values=[abc]"],
      "sampler.values has 'abc', which is not a number: zeta_d must lie in [0, 1]"),
     (["sampler=dps", "sampler.values=[]"], "sampler.values=[] must be a non-empty list of zeta values"),
@@ -215,3 +217,11 @@ def test_cli_multirun_job_that_stops_writes_its_sentence_to_its_run_log(tmp_path
     assert line.startswith(f"vsdr: model.ckpt={bad} is not a readable torch checkpoint")
     assert (tmp_path / "sweep" / "0" / "run.log").read_text().count(line) == 1
     assert line not in res.stdout
+
+
+def test_bad_operator_boundary():
+    from vsdr.experiments.validate import validate_config
+
+    message = "operator.boundary='wrap' is not one of ['reflect', 'circular']"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        validate_config(compose_cfg(["experiment=images_small_diffpir", "operator.boundary=wrap"]))

@@ -183,8 +183,12 @@ def test_diffpir_sigma_scale_from_the_task():
     assert build_job(kept).sampler.sigma_scale == 1.0
 
 
-def test_diffpir_first_step_by_hand_and_nfe():
-    """Oracle prior ε ≡ 0 (x̂0 = x_t/√ᾱ) and ζ_D = 0: one step of the chain written out."""
+@pytest.mark.parametrize("last_step", ["paper", "official", "x0hat"])
+def test_diffpir_first_step_by_hand_and_nfe(last_step):
+    """Oracle prior ε ≡ 0 (x̂0 = x_t/√ᾱ) and ζ_D = 0: the 2-step chain written out, and what
+    each ``last_step`` returns at t_0 = 0 (docs/METHOD.md §8, DiffPIR): paper (Algorithm 1) the
+    data step's output at t_0, official (DiffPIR's code) the chain state x_{t_0} without the
+    last network call, x0hat the network's x̂0 at t_0."""
     schedule = VPSchedule.linear(T=20)
 
     class ZeroEps:
@@ -195,28 +199,118 @@ def test_diffpir_first_step_by_hand_and_nfe():
             return torch.zeros_like(x)
 
     y = torch.tensor([[1.0, -1.0]])
-    sampler = DiffPIRSampler(lambda_d=2.0, zeta_d=0.0, steps=2, knob="zeta_d", progress=False)
-    model = ZeroEps()
-    out = sampler(model, y, Identity(), 0.3, [0.0], [7], schedule)
     from vsdr.diffusion.noise import PerSampleNoise
     xT = PerSampleNoise([7], (2,), 2).initial()
-    ab = float(schedule.alpha_bars[19])
-    x0 = xT / ab**0.5
-    rho = 2.0 * 0.09 * ab / (1 - ab)
-    x0 = (y + rho * x0) / (1 + rho)
-    eps_hat = (xT - ab**0.5 * x0) / (1 - ab) ** 0.5
-    ab0 = float(schedule.alpha_bars[0])
-    x_next = ab0**0.5 * x0 + (1 - ab0) ** 0.5 * eps_hat
-    assert torch.allclose(out.samples, x_next / ab0**0.5, atol=1e-5)
-    assert out.nfe == 2 and model.nfe == 2
-    # sigma_scale = 0.5 (images): ρ_1 = 2 · (0.5 · 0.3)² ᾱ/(1 − ᾱ), a quarter of the above
+    ab, ab0 = float(schedule.alpha_bars[19]), float(schedule.alpha_bars[0])
+
+    def by_hand(sigma):
+        rho = 2.0 * sigma**2 * ab / (1 - ab)
+        x0 = (y + rho * xT / ab**0.5) / (1 + rho)                 # data step at t = 19
+        eps_hat = (xT - ab**0.5 * x0) / (1 - ab) ** 0.5
+        x_next = ab0**0.5 * x0 + (1 - ab0) ** 0.5 * eps_hat      # x at t_0 = 0
+        rho0 = 2.0 * sigma**2 * ab0 / (1 - ab0)
+        return {"x0hat": x_next / ab0**0.5, "official": x_next,
+                "paper": (y + rho0 * x_next / ab0**0.5) / (1 + rho0)}[last_step]
+
+    sampler = DiffPIRSampler(lambda_d=2.0, zeta_d=0.0, steps=2, knob="zeta_d", last_step=last_step,
+                             progress=False)
+    model = ZeroEps()
+    out = sampler(model, y, Identity(), 0.3, [0.0], [7], schedule, keep_trajectory=True)
+    torch.testing.assert_close(out.samples, by_hand(0.3), atol=1e-5, rtol=0)
+    nfe = 1 if last_step == "official" else 2
+    assert out.nfe == nfe and model.nfe == nfe
+    assert out.trajectory.shape == (3, 1, 2) and torch.equal(out.trajectory[-1], out.samples)
+    # sigma_scale = 0.5 (images): ρ_t = 2 · (0.5 · 0.3)² ᾱ/(1 − ᾱ), a quarter of the above
     half = DiffPIRSampler(lambda_d=2.0, zeta_d=0.0, steps=2, knob="zeta_d", sigma_scale=0.5,
-                          progress=False)(ZeroEps(), y, Identity(), 0.3, [0.0], [7], schedule)
-    rho = 2.0 * 0.15**2 * ab / (1 - ab)
-    x0 = (y + rho * xT / ab**0.5) / (1 + rho)
-    eps_hat = (xT - ab**0.5 * x0) / (1 - ab) ** 0.5
-    x_next = ab0**0.5 * x0 + (1 - ab0) ** 0.5 * eps_hat
-    assert torch.allclose(half.samples, x_next / ab0**0.5, atol=1e-5)
+                          last_step=last_step, progress=False)(ZeroEps(), y, Identity(), 0.3, [0.0],
+                                                               [7], schedule)
+    torch.testing.assert_close(half.samples, by_hand(0.15), atol=1e-5, rtol=0)
+
+
+def test_diffpir_last_step_numbers_by_hand():
+    """One-dimensional case with every number written out: A = [2], y = 1, a constant network
+    ε ≡ 1/2, λ_D σ² = 1 (λ_D = 1, σ_y = 1), ζ_D = 0, a 2-step grid t = 1, 0 on a schedule with
+    ᾱ_1 = 1/2, ᾱ_0 = 4/5, and x_1 = 1 (set through a stub of the initial noise).
+
+        t = 1: x̂0 = (1 − √(1/2)·½)/√(1/2) = √2 − ½ = 0.914214;  ρ_1 = (1/2)/(1/2) = 1
+               data step (AᵀA + ρ) x = Aᵀy + ρ x̂0: x = (2 + 0.914214)/5 = 0.582843
+               ε̂ = (1 − √(1/2)·0.582843)/√(1/2) = √2 − 0.582843 = 0.831371
+               x_0 = √(4/5)·0.582843 + √(1/5)·0.831371 = 0.521311 + 0.371800 = 0.893111
+        t = 0: x̂0 = (0.893111 − √(1/5)·½)/√(4/5) = 0.748528;  ρ_0 = (4/5)/(1/5) = 4
+               paper: (2 + 4·0.748528)/8 = 0.624264;  official: 0.893111;  x0hat: 0.748528
+    """
+    from vsdr.operators import MatrixOperator
+
+    class Schedule:
+        T = 2
+
+        def at(self, t):
+            return {"alpha_bar": torch.tensor([0.8, 0.5], dtype=torch.float64)[t]}
+
+    class HalfEps:
+        nfe = 0
+
+        def eps(self, x, t):
+            self.nfe += 1
+            return torch.full_like(x, 0.5)
+
+    expected = {"paper": 0.624264, "official": 0.893111, "x0hat": 0.748528}
+    for last_step, value in expected.items():
+        sampler = DiffPIRSampler(lambda_d=1.0, zeta_d=0.0, steps=2, knob="zeta_d",
+                                 last_step=last_step, progress=False)
+        y = torch.tensor([[1.0]], dtype=torch.float64)
+        import vsdr.samplers.diffpir as dp
+        initial = dp.PerSampleNoise.initial
+        dp.PerSampleNoise.initial = lambda self: torch.ones(1, 1, dtype=torch.float64)
+        try:
+            out = sampler(HalfEps(), y, MatrixOperator(matrix=[[2.0]]), 1.0, [0.0], [0], Schedule())
+        finally:
+            dp.PerSampleNoise.initial = initial
+        assert float(out.samples) == pytest.approx(value, abs=2e-6), last_step
+
+
+def test_diffpir_official_is_diffpirs_loop():
+    """last_step='official' against DiffPIR's loop (main_ddpir_deblur.py, η = 0) transcribed:
+    for each grid time, x̂0 from the network, then — unless it is the last time — the data step
+    and x ← √ᾱ_s x̂0 + √(1−ζ)√(1−ᾱ_s) ε̂ + √ζ √(1−ᾱ_s) z; the result is x. Same network (a fixed
+    nonlinear ε), y and noise draws; 'paper' is that loop's data step applied at the last time."""
+    from vsdr.diffusion.noise import PerSampleNoise
+
+    schedule = VPSchedule.linear(T=20)
+    w = torch.tensor([[0.3, -0.2], [0.1, 0.4]])
+
+    class TanhEps:
+        nfe = 0
+
+        def eps(self, x, t):
+            self.nfe += 1
+            return torch.tanh(x @ w.T + 0.05 * t)
+
+    y, lam, zeta, sigma = torch.tensor([[0.5, -1.0]]), 3.0, 0.3, 0.2
+    grid = quadratic_timesteps(20, 5)
+    noise = PerSampleNoise([11], (2,), len(grid))
+    x = noise.initial()
+    for i, t in enumerate(reversed(grid)):
+        ab = float(schedule.alpha_bars[t])
+        x0 = (x - (1 - ab) ** 0.5 * TanhEps().eps(x, t)) / ab**0.5
+        rho = lam * sigma**2 * ab / (1 - ab)
+        if i == len(grid) - 1:
+            paper = (y + rho * x0) / (1 + rho)
+            break
+        x0 = (y + rho * x0) / (1 + rho)
+        eps = (x - ab**0.5 * x0) / (1 - ab) ** 0.5
+        ab_s = float(schedule.alpha_bars[list(reversed(grid))[i + 1]])
+        x = (ab_s**0.5 * x0 + (1 - zeta) ** 0.5 * (1 - ab_s) ** 0.5 * eps
+             + zeta**0.5 * (1 - ab_s) ** 0.5 * noise.next())
+    for last_step, want in (("official", x), ("paper", paper)):
+        got = DiffPIRSampler(lambda_d=lam, zeta_d=zeta, steps=5, knob="zeta_d", last_step=last_step,
+                             progress=False)(TanhEps(), y, Identity(), sigma, [zeta], [11], schedule)
+        torch.testing.assert_close(got.samples, want, atol=1e-6, rtol=1e-6)
+
+
+def test_diffpir_bad_last_step():
+    with pytest.raises(ValueError, match="last_step"):
+        DiffPIRSampler(last_step="final")
 
 
 # ---------------------------------------------------------------- PSCGAN

@@ -17,7 +17,7 @@ from vsdr.experiments.job import run_job
 from vsdr.experiments.prior import build_network
 
 FFHQ = ["ffhq_deblur", "ffhq_deblur_hinoise", "ffhq_sr8", "ffhq_deblur_dps", "ffhq_deblur_diffpir",
-        "ffhq_sr8_dps", "ffhq_sr8_diffpir"]
+        "ffhq_sr8_dps", "ffhq_sr8_diffpir", "ffhq_deblur_diffpir_circular", "ffhq_sr8_diffpir_circular"]
 PAPER_ROWS = {"ffhq_deblur": [39, 24, 24, 26, 26, 40, 22, 18, 12, 12, 6],
               "ffhq_deblur_hinoise": [33, 33, 33, 37, 40, 40, 33, 23, 15, 10, 6.5],
               "ffhq_sr8": [26, 24, 24, 24, 30, 24, 20, 15, 12, 12, 10]}
@@ -35,6 +35,8 @@ def test_ffhq_configs_set_the_papers_settings(experiment):
         assert cfg.operator.name == "super_resolution" and cfg.operator.scale == 8
     else:
         assert (cfg.operator.name, cfg.operator.kernel_size, cfg.operator.std) == ("gaussian_blur", 61, 3.0)
+    # DiffPIR's own measurement only where the config says so by name; the rest share DPS's y
+    assert cfg.operator.boundary == ("circular" if experiment.endswith("_circular") else "reflect")
     sampler = cfg.sampler._target_.rsplit(".", 1)[-1]
     if experiment in PAPER_ROWS:
         assert sampler == "VarianceScaledSampler" and list(cfg.lam) == LAMS
@@ -47,6 +49,7 @@ def test_ffhq_configs_set_the_papers_settings(experiment):
         assert list(cfg.sampler.clip) == [-1.0, 1.0] and 0.3 in list(cfg.sampler["values"])
     else:
         assert sampler == "DiffPIRSampler" and cfg.sampler.knob == "lambda_d" and cfg.sampler.steps == 100
+        assert cfg.sampler.last_step == "paper"
         assert cfg.sampler.sigma_scale is None                     # filled in as 0.5 (images)
         assert (cfg.sampler.zeta_d, list(cfg.sampler["values"])) == \
             ((0.3, [7.0]) if "deblur" in experiment else (0.25, [2.0, 6.0, 12.0]))
@@ -178,7 +181,7 @@ def test_every_ffhq_config_runs_end_to_end_at_cpu_size(experiment, small_ffhq, t
     overrides = [f"experiment={experiment}", "model=adm_small", f"model.ckpt={small_ffhq / 'adm_small.pt'}",
                  "dataset.image_size=64", f"dataset.root={small_ffhq / 'test'}", "diffusion.T=3",
                  "image_metrics.standin=true", "logger=none", "progress=false"]
-    if experiment.endswith("diffpir"):
+    if "diffpir" in experiment:
         overrides.append("sampler.steps=3")
     if experiment in PAPER_ROWS:
         overrides.append("lam=[0,0.5,1]")

@@ -148,45 +148,127 @@ def test_sr_circular_model_equals_operator_in_the_interior():
     torch.testing.assert_close(b[..., 12:-12, 12:-12], bc[..., 12:-12, 12:-12])
 
 
+# ---------------------------------------------------------------- boundary='circular'
+def test_circular_blur_equals_a_hand_computed_wraparound_sum():
+    """boundary='circular' (DiffPIR's measurement, scipy ``mode='wrap'``): on a 7×6 image,
+    (A x)[i, j] = Σ_{a,b} k[a, b] x[(i + a − r) mod 7, (j + b − r) mod 6], written as a loop
+    (the kernel is symmetric, so correlation and convolution agree)."""
+    op = GaussianBlur(kernel_size=5, std=0.8, boundary="circular")
+    torch.manual_seed(8)
+    x = torch.randn(1, 1, 7, 6, dtype=torch.float64)
+    k, r = op.kernel.numpy(), op.radius
+    xn, ref = x[0, 0].numpy(), np.zeros((7, 6))
+    for i in range(7):
+        for j in range(6):
+            ref[i, j] = sum(k[a, b] * xn[(i + a - r) % 7, (j + b - r) % 6]
+                            for a in range(2 * r + 1) for b in range(2 * r + 1))
+    np.testing.assert_allclose(op(x)[0, 0].numpy(), ref, atol=1e-14)
+    from scipy.ndimage import convolve
+    np.testing.assert_allclose(op(x)[0, 0].numpy(), convolve(xn, k, mode="wrap"), atol=1e-14)
+    # the default (reflect) differs only within r pixels of the border
+    refl = GaussianBlur(kernel_size=5, std=0.8)(x)
+    torch.testing.assert_close(refl[..., r:-r, r:-r], op(x)[..., r:-r, r:-r])
+    assert float((refl - op(x)).abs().max()) > 1e-3
+
+
+def test_circular_sr_is_the_periodic_filter_then_decimation():
+    """boundary='circular' SR: (A x)[i] = Σ_d w_d x[(s·i + d) mod n] per axis (the interior
+    bicubic taps ``filter_taps``), written out on a 16×8 image at ×4."""
+    op = SuperResolution(scale=4, boundary="circular")
+    torch.manual_seed(9)
+    x = torch.randn(1, 1, 16, 8, dtype=torch.float64)
+    d, w = op.filter_taps()
+    xn, ref = x[0, 0].numpy(), np.zeros((4, 2))
+    for i in range(4):
+        for j in range(2):
+            ref[i, j] = sum(w[a] * w[b] * xn[(4 * i + d[a]) % 16, (4 * j + d[b]) % 8]
+                            for a in range(len(d)) for b in range(len(d)))
+    np.testing.assert_allclose(op(x)[0, 0].numpy(), ref, atol=1e-13)
+
+
+OPS = [GaussianBlur(), GaussianBlur(boundary="circular"), GaussianBlur(kernel_size=9, std=1.5),
+       SuperResolution(scale=4), SuperResolution(scale=4, boundary="circular"),
+       SuperResolution(scale=8), SuperResolution(scale=8, boundary="circular")]
+OP_IDS = ["blur", "blur_circ", "blur9", "sr4", "sr4_circ", "sr8", "sr8_circ"]
+
+
+@pytest.mark.parametrize("op", OPS, ids=OP_IDS)
+def test_adjoint_identity_each_boundary(op):
+    """⟨A x, y⟩ = ⟨x, Aᵀ y⟩ for both boundaries."""
+    torch.manual_seed(10)
+    x = torch.randn(2, 3, 32, 40, dtype=torch.float64)
+    y = torch.randn_like(op(x))
+    assert _dot(op(x), y) == pytest.approx(_dot(x, op.adjoint(y)), rel=1e-12, abs=1e-10)
+
+
+def test_bad_boundary():
+    with pytest.raises(ValueError, match="operator.boundary"):
+        GaussianBlur(boundary="wrap")
+    with pytest.raises(ValueError, match="operator.boundary"):
+        SuperResolution(boundary="zero")
+
+
 # ---------------------------------------------------------------- closed-form data steps
-def _circular_adjoint(op, y, shape):
-    x = torch.zeros(shape, dtype=torch.float64, requires_grad=True)
-    (g,) = torch.autograd.grad((op.circular(x) * y).sum(), x)
-    return g
-
-
-@pytest.mark.parametrize("op", [GaussianBlur(), SuperResolution(scale=4), SuperResolution(scale=8)],
-                         ids=["blur", "sr4", "sr8"])
-@pytest.mark.parametrize("rho", [0.05, torch.tensor([0.3, 2.0], dtype=torch.float64)],
-                         ids=["scalar", "per_sample"])
+@pytest.mark.parametrize("op", OPS, ids=OP_IDS)
+@pytest.mark.parametrize("rho", [0.05, 1e-6, torch.tensor([0.3, 2.0], dtype=torch.float64)],
+                         ids=["scalar", "small", "per_sample"])
 def test_prox_data_solves_its_normal_equations(op, rho):
+    """The data step x = argmin ‖y − A x‖² + ρ‖x − x̂0‖² of each boundary solves
+    (AᵀA + ρI) x = Aᵀy + ρ x̂0 for that boundary's own A (reflect: SVD solve; circular: FFT)."""
     torch.manual_seed(5)
     shape = (2, 3, 32, 40)
     x0 = torch.randn(*shape, dtype=torch.float64)
-    y = torch.randn_like(op.circular(x0))
+    y = torch.randn_like(op(x0))
     x = op.prox_data(x0, y, rho)
     r = rho.view(-1, 1, 1, 1) if isinstance(rho, torch.Tensor) else rho
-    lhs = _circular_adjoint(op, op.circular(x), shape) + r * x
-    rhs = _circular_adjoint(op, y, shape) + r * x0
-    torch.testing.assert_close(lhs, rhs, atol=1e-9, rtol=1e-9)
+    residual = op.adjoint(op(x)) + r * x - op.adjoint(y) - r * x0
+    assert float(residual.abs().max()) < 1e-6 * max(1.0, float(op.adjoint(y).abs().max()))
+
+
+@pytest.mark.parametrize("op", [OPS[1], OPS[4]], ids=["blur", "sr4"])
+def test_circular_data_step_is_the_fft_closed_form(op):
+    """boundary='circular': prox_data is DiffPIR's Fourier formula ``prox_circular``."""
+    torch.manual_seed(11)
+    x0 = torch.randn(1, 3, 32, 32, dtype=torch.float64)
+    y = op(torch.randn_like(x0))
+    torch.testing.assert_close(op.prox_data(x0, y, 0.1), op.prox_circular(x0, y, 0.1))
 
 
 def test_prox_data_limits():
     torch.manual_seed(6)
-    op = GaussianBlur()
+    for op in (GaussianBlur(), GaussianBlur(boundary="circular"), SuperResolution(scale=4)):
+        x0 = torch.randn(1, 3, 32, 32, dtype=torch.float64)
+        y = op(torch.randn_like(x0))
+        torch.testing.assert_close(op.prox_data(x0, y, 1e8), x0, atol=1e-6, rtol=0)  # ρ → ∞: x̂0
+    # ρ = 0, SR: the least-squares fit; x̂0 is kept on A's null space (A x = y exactly)
+    op = SuperResolution(scale=4)
     x0 = torch.randn(1, 3, 32, 32, dtype=torch.float64)
-    y = op.circular(torch.randn_like(x0))
-    torch.testing.assert_close(op.prox_data(x0, y, 1e8), x0, atol=1e-6, rtol=0)  # ρ → ∞: x̂0
+    y = torch.randn(1, 3, 8, 8, dtype=torch.float64)
+    x = op.prox_data(x0, y, 0.0)
+    torch.testing.assert_close(op(x), y)
+    torch.testing.assert_close(op.prox_data(x0, op(x0), 0.0), x0)
     with pytest.raises(ValueError, match="divisible by 8"):
-        SuperResolution(scale=8).prox_data(torch.zeros(1, 3, 30, 32), torch.zeros(1, 3, 4, 4), 1.0)
+        SuperResolution(scale=8, boundary="circular").prox_data(torch.zeros(1, 3, 30, 32),
+                                                                torch.zeros(1, 3, 4, 4), 1.0)
 
 
-@pytest.mark.parametrize("op", [GaussianBlur(), SuperResolution(scale=4)], ids=["blur", "sr4"])
+@pytest.mark.parametrize("op", OPS[:2] + OPS[3:5], ids=["blur", "blur_circ", "sr4", "sr4_circ"])
 def test_prox_data_float32_agrees_with_float64(op):
     torch.manual_seed(7)
     x0 = torch.randn(2, 3, 32, 32, dtype=torch.float64)
-    y = op.circular(torch.randn_like(x0))
+    y = op(torch.randn_like(x0))
     ref = op.prox_data(x0, y, 0.2)
     got = op.prox_data(x0.float(), y.float(), torch.tensor([0.2, 0.2]))
     assert got.dtype == torch.float32
     torch.testing.assert_close(got.double(), ref, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("op", [OPS[1], OPS[4]], ids=["blur", "sr4"])
+def test_circular_solve_gram(op):
+    """ΠGDM's (r² A Aᵀ + σ² I)⁻¹ v for the circular operators (diagonal in Fourier)."""
+    torch.manual_seed(12)
+    x_shape = (3, 32, 32)
+    v = torch.randn_like(op(torch.zeros(2, *x_shape, dtype=torch.float64)))
+    z = op.solve_gram(v, 0.7, torch.tensor([0.1, 0.02], dtype=torch.float64), x_shape)
+    back = 0.7 * op(op.adjoint(z)) + torch.tensor([0.1, 0.02], dtype=torch.float64).view(-1, 1, 1, 1) * z
+    torch.testing.assert_close(back, v)

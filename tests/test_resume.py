@@ -132,3 +132,16 @@ def test_requeued_job_continues_from_its_chunks(tmp_path, cache_dir, caplog):
     assert "reused 2 finished chunks" in caplog.text
     assert caplog.text.count("sampled chunk") == -(-64 // bs) - 2
     assert again == rows
+
+
+def test_results_hash_without_operator_boundary_at_its_default():
+    """operator.boundary=reflect (the default) is left out of the results hash, so blur and SR
+    jobs finished before the key existed keep their hash; circular changes it."""
+    from omegaconf import OmegaConf
+
+    cfg = compose_cfg(["experiment=images_small_dps"])
+    old = OmegaConf.to_container(cfg, resolve=True)
+    old["operator"].pop("boundary")
+    assert results_hash(cfg) == results_hash(old)
+    circular = compose_cfg(["experiment=images_small_dps", "operator.boundary=circular"])
+    assert results_hash(circular) != results_hash(cfg)

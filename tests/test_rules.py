@@ -122,7 +122,7 @@ def test_rule_wording():
      "blurs images; choose operator=identity or operator=matrix for points, or image data "
      "(dataset=digits, ffhq)"),
     (["operator=super_resolution_x4"],
-     "operator=super_resolution does not fit dataset=pinwheel (2-D points): it down-samples images"),
+     "operator=super_resolution_x4 does not fit dataset=pinwheel (2-D points): it down-samples images"),
     (["experiment=images_small", "operator=super_resolution", "operator.scale=3"],
      "operator=super_resolution does not fit dataset=digits (16×16 images): operator.scale=3 does not "
      "divide the image side 16"),

@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 IGNORED = ("progress", "logger", "hydra", "paths", "data.batch_size")
 #: keys that change results but are left out of the hash at their default value, so that jobs
 #: finished before the keys existed keep their hash (and are still skipped on a rerun)
-OMITTED_AT_DEFAULT = {"precision": "fp32", "channels_last": False, "data.samples_per_image": 1}
+OMITTED_AT_DEFAULT = {"precision": "fp32", "channels_last": False, "data.samples_per_image": 1,
+                      "operator.boundary": "reflect"}
 
 
 def results_config(cfg: DictConfig | dict) -> dict:

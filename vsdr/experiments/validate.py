@@ -18,7 +18,9 @@ from vsdr.errors import ConfigError
 from vsdr.experiments.prior import MODEL_META
 from vsdr.experiments.rules import check_rules, check_unknown_keys
 from vsdr.metrics.image import BACKBONE_FILES, find_backbone, find_inception
+from vsdr.operators._fft import BOUNDARIES
 from vsdr.samplers.base import Knob, Sampler
+from vsdr.samplers.diffpir import LAST_STEPS
 from vsdr.tasks.images import PERCEPTION_COLUMNS, SIGMA_SPACES
 
 #: keys of ``model=`` that are not the network's constructor arguments (the preconditioning wrapper's too)
@@ -38,6 +40,10 @@ CHOICES_WHAT = {
     "image_eval.perception": "the DP plot's perception axis (null: the first finite one)",
     "device": "auto takes cuda when a GPU is visible",
     "precision": "the dtype the network runs in under autocast; the sampler stays float32",
+    "operator.boundary": "how blur / SR treat the image border: reflect (DPS's operator) or circular "
+                         "(DiffPIR's); the DiffPIR data step is exact for either",
+    "sampler.last_step": "what DiffPIR returns at t = 0: paper (Algorithm 1: the data step's output), "
+                         "official (its code: the chain state x), x0hat (the network's x̂0)",
 }
 
 
@@ -172,6 +178,10 @@ def validate_choices(cfg: DictConfig, images: bool) -> None:
         check_choice("image_eval.perception", cfg.image_eval.get("perception"), [None, *PERCEPTION_COLUMNS])
     check_choice("device", cfg.device, KNOWN_DEVICES)
     check_choice("precision", cfg.get("precision", "fp32"), PRECISIONS)
+    if cfg.operator.get("boundary") is not None:
+        check_choice("operator.boundary", cfg.operator.boundary, BOUNDARIES)
+    if sampler.get("last_step") is not None:
+        check_choice("sampler.last_step", sampler.last_step, LAST_STEPS)
 
 
 def uses_score_network(cfg: DictConfig) -> bool:

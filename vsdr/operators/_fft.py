@@ -81,3 +81,54 @@ def separable_gram_solve(v: Tensor, eig_h: tuple[Tensor, Tensor], eig_w: tuple[T
     z = torch.einsum("...ij,ia,jb->...ab", v, uh, uw)
     z = z / (per_sample(r2, v) * (dh[:, None] * dw[None, :]).to(v) + per_sample(sigma2, v))
     return torch.einsum("...ab,ia,jb->...ij", z, uh, uw)
+
+
+BOUNDARIES = ("reflect", "circular")
+
+
+def check_boundary(boundary: str) -> str:
+    """``boundary`` if it is one of ``BOUNDARIES``, else a ``ValueError``."""
+    if boundary not in BOUNDARIES:
+        raise ValueError(f"operator.boundary must be one of {list(BOUNDARIES)}, got {boundary!r}")
+    return boundary
+
+
+def axis_svd(b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``B = W diag(s) Vᵀ`` for one axis's ``(m, n)`` matrix (``m ≤ n``), float64: ``W``
+    ``(m, m)``, ``s`` padded with zeros to length ``n`` (the null space of ``B``), ``V`` ``(n, n)``."""
+    w, s, vh = torch.linalg.svd(b.double(), full_matrices=True)
+    s_full = torch.zeros(b.shape[1], dtype=torch.float64)
+    s_full[: s.numel()] = s
+    return w, s_full, vh.T.contiguous()
+
+
+class AxisSVD:
+    """``axis_svd`` of one axis's matrix, per axis length ``n``, computed once."""
+
+    def __init__(self, axis_matrix: Callable[[int], Tensor]):
+        self.axis_matrix = axis_matrix
+        self._cache: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
+
+    def __call__(self, n: int) -> tuple[Tensor, Tensor, Tensor]:
+        if n not in self._cache:
+            self._cache[n] = axis_svd(self.axis_matrix(n))
+        return self._cache[n]
+
+
+def separable_prox_solve(y: Tensor, x0_hat: Tensor, svd_h: tuple[Tensor, Tensor, Tensor],
+                         svd_w: tuple[Tensor, Tensor, Tensor], rho: float | Tensor) -> Tensor:
+    """``argmin_x ‖y − A x‖² + ρ ‖x − x̂0‖²`` exactly for ``A x = B_h x B_wᵀ`` per channel.
+    With ``B = W diag(s) Vᵀ`` per axis, ``A``'s singular values are ``s_h[a]·s_w[b]``, and the
+    normal equations ``(AᵀA + ρI) x = Aᵀy + ρ x̂0`` read, in the basis ``V_h ⊗ V_w``,
+    ``z = (s ⊙ Wᵀy + ρ Vᵀx̂0)/(s² + ρ)``, ``x = V z``: bounded factors (no ``1/ρ``), so it is
+    accurate in float32 too. ``y`` ``(B, C, m_h, m_w)``, ``x̂0`` ``(B, C, n_h, n_w)``."""
+    (wh, sh, vh), (ww, sw, vw) = svd_h, svd_w
+    s = (sh[:, None] * sw[None, :]).to(x0_hat)
+    rho_b = per_sample(rho, x0_hat)
+    wy = torch.einsum("...ij,ia,jb->...ab", y, wh.to(y), ww.to(y))
+    wy = torch.nn.functional.pad(wy, (0, s.shape[1] - wy.shape[-1], 0, s.shape[0] - wy.shape[-2]))
+    vx = torch.einsum("...ij,ia,jb->...ab", x0_hat, vh.to(x0_hat), vw.to(x0_hat))
+    den = s * s + rho_b
+    # s = ρ = 0 (ρ = 0 on A's null space): the limit ρ → 0⁺ keeps x̂0 there
+    z = torch.where(den > 0, (s * wy + rho_b * vx) / torch.where(den > 0, den, 1.0), vx)
+    return torch.einsum("...ab,ia,jb->...ij", z, vh.to(x0_hat), vw.to(x0_hat))

@@ -1,7 +1,8 @@
 """DPS's Gaussian blur (docs/METHOD.md §8, DPS): a ``kernel_size²`` delta filtered by scipy's
 ``gaussian_filter`` (std ``std``, default truncation 4 std: a ``(2r+1)²`` support with
 ``r = int(4·std + 0.5)``, 25×25 for std 3), reflection padding ``kernel_size // 2`` and a
-depthwise convolution."""
+depthwise convolution (``boundary='reflect'``); or the same kernel as a circular convolution,
+DiffPIR's measurement (``boundary='circular'``: its code blurs with ``mode='wrap'``)."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,13 +14,16 @@ from torch import Tensor
 from vsdr.diffusion.broadcast import per_sample
 from vsdr.operators._fft import (
     AxisGramEigen,
+    AxisSVD,
+    check_boundary,
     kernel_otf,
     reflect_index,
     reflect_pad,
     reflect_pad_adjoint,
     separable_gram_solve,
+    separable_prox_solve,
 )
-from vsdr.operators.linear import LinearOperator
+from vsdr.operators.linear import LinearOperator, conjugate_gradient
 
 
 def dps_gaussian_kernel(kernel_size: int = 61, std: float = 3.0) -> np.ndarray:
@@ -30,7 +34,9 @@ def dps_gaussian_kernel(kernel_size: int = 61, std: float = 3.0) -> np.ndarray:
 
 
 class GaussianBlur(LinearOperator):
-    """``A x = k ⋆ reflect_pad(x, kernel_size // 2)`` per channel (output the input's size).
+    """``A x = k ⋆ reflect_pad(x, kernel_size // 2)`` per channel (output the input's size) with
+    ``boundary='reflect'`` (DPS's operator, the default); ``A x = k ⊛ x``, the circular
+    convolution ``A_c`` (``circular``), with ``boundary='circular'`` (DiffPIR's).
 
     The kernel is zero outside its ``(2r+1)²`` support, so the convolution runs with the
     support only and reflection padding ``r``: the same numbers as padding 30 and the full
@@ -41,8 +47,9 @@ class GaussianBlur(LinearOperator):
     name = "gaussian_blur"
     acts_on = "images"
 
-    def __init__(self, kernel_size: int = 61, std: float = 3.0):
+    def __init__(self, kernel_size: int = 61, std: float = 3.0, boundary: str = "reflect"):
         self.kernel_size, self.std = int(kernel_size), float(std)
+        self.boundary = check_boundary(boundary)
         full = dps_gaussian_kernel(self.kernel_size, self.std)
         nz = np.nonzero(full)
         c = self.kernel_size // 2
@@ -52,6 +59,7 @@ class GaussianBlur(LinearOperator):
         self.kernel = torch.from_numpy(full[c - r: c + r + 1, c - r: c + r + 1].copy())
         self._otfs: dict[tuple, Tensor] = {}
         self._eig = AxisGramEigen(self.axis_matrix)
+        self._svd = AxisSVD(self.axis_matrix)
         # gaussian_filter of a delta is the outer product of its 1-D filter: g gᵀ, g = K[:, c]/√K[c, c]
         g = self.kernel[:, r] / self.kernel[r, r].sqrt()
         self.separable = bool(torch.allclose(torch.outer(g, g), self.kernel, rtol=1e-12, atol=1e-15))
@@ -72,9 +80,13 @@ class GaussianBlur(LinearOperator):
         return k[None, None].expand(x.shape[1], 1, *k.shape)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.boundary == "circular":
+            return self.circular(x)
         return F.conv2d(reflect_pad(x, self.radius), self._weight(x), groups=x.shape[1])
 
     def adjoint(self, y: Tensor) -> Tensor:
+        if self.boundary == "circular":
+            return self.circular_adjoint(y)
         z = F.conv_transpose2d(y, self._weight(y), groups=y.shape[1])
         return reflect_pad_adjoint(z, self.radius)
 
@@ -91,13 +103,34 @@ class GaussianBlur(LinearOperator):
 
     def solve_gram(self, v: Tensor, r2: float | Tensor, sigma2: float | Tensor,
                    x_shape: tuple[int, ...]) -> Tensor:
-        """``(r2 A Aᵀ + sigma2 I)⁻¹ v`` exactly (reflect padding included) through the
-        Kronecker structure of the separable kernel; conjugate gradients if it were not."""
+        """``(r2 A Aᵀ + sigma2 I)⁻¹ v`` exactly: reflect padding included, through the
+        Kronecker structure of the separable kernel (conjugate gradients if it were not);
+        circular: ``F⁻¹[v̂/(r2 |K̂|² + sigma2)]``."""
+        if self.boundary == "circular":
+            fb = self._otf(*v.shape[-2:], v)
+            den = per_sample(r2, v) * fb.abs() ** 2 + per_sample(sigma2, v)
+            return torch.fft.ifft2(torch.fft.fft2(v) / den).real.to(v.dtype)
         if not self.separable:
             return super().solve_gram(v, r2, sigma2, x_shape)
         return separable_gram_solve(v, self._eig(v.shape[-2]), self._eig(v.shape[-1]), r2, sigma2)
 
-    # -- the circular model of the closed-form data step ------------------------------------
+    # -- the closed-form data step (DiffPIR, docs/METHOD.md §8) --------------------------------
+    def prox_data(self, x0_hat: Tensor, y: Tensor, rho: float | Tensor) -> Tensor:
+        """``argmin_x ‖y − A x‖² + ρ‖x − x̂0‖² = (AᵀA + ρI)⁻¹(Aᵀy + ρ x̂0)`` exactly for this
+        operator's boundary. Circular: one division in Fourier (``prox_circular``, DiffPIR's
+        FFT step). Reflect: ``A = B ⊗ B`` with ``B`` one axis's reflect-pad-and-filter matrix,
+        solved in the singular bases of ``B`` (``separable_prox_solve``: two small rotations
+        per axis); conjugate gradients if the kernel were not separable."""
+        if self.boundary == "circular":
+            return self.prox_circular(x0_hat, y, rho)
+        if self.separable:
+            h, w = x0_hat.shape[-2:]
+            return separable_prox_solve(y, x0_hat, self._svd(h), self._svd(w), rho)
+        rho_b = per_sample(rho, x0_hat)
+        return conjugate_gradient(lambda p: self.adjoint(self.forward(p)) + rho_b * p,
+                                  self.adjoint(y) + rho_b * x0_hat)
+
+    # -- the circular model ---------------------------------------------------------------
     def _otf(self, h: int, w: int, like: Tensor) -> Tensor:
         key = (h, w, like.dtype, like.device)
         if key not in self._otfs:  # computed in float64, kept in the input's complex precision
@@ -111,10 +144,14 @@ class GaussianBlur(LinearOperator):
         fb = self._otf(*x.shape[-2:], x)
         return torch.fft.ifft2(fb * torch.fft.fft2(x)).real.to(x.dtype)
 
-    def prox_data(self, x0_hat: Tensor, y: Tensor, rho: float | Tensor) -> Tensor:
+    def circular_adjoint(self, y: Tensor) -> Tensor:
+        """``A_cᵀ y = F⁻¹[conj(K̂)·ŷ]``: the circular correlation with the kernel."""
+        fb = self._otf(*y.shape[-2:], y)
+        return torch.fft.ifft2(fb.conj() * torch.fft.fft2(y)).real.to(y.dtype)
+
+    def prox_circular(self, x0_hat: Tensor, y: Tensor, rho: float | Tensor) -> Tensor:
         """``argmin ‖y − A_c x‖² + ρ‖x − x̂0‖²`` for the **circular** model ``A_c``:
-        ``x = F⁻¹[(conj(K̂)·ŷ + ρ x̂0^) / (|K̂|² + ρ)]`` (DiffPIR's FFT data step). It
-        approximates the reflect-padded operator, whose borders differ within ``r`` pixels."""
+        ``x = F⁻¹[(conj(K̂)·ŷ + ρ x̂0^) / (|K̂|² + ρ)]`` (DiffPIR's FFT data step)."""
         fb = self._otf(*x0_hat.shape[-2:], x0_hat)
         rho_t = per_sample(rho, x0_hat)
         num = fb.conj() * torch.fft.fft2(y) + rho_t * torch.fft.fft2(x0_hat)

@@ -19,6 +19,8 @@ from vsdr.samplers.base import Knob, Sampler, SampleResult, per_sample_knob, sig
 #: DiffPIR's knobs: the data weight λ_D and the re-noising mix ζ_D (either one is swept)
 LAMBDA_D = Knob("lambda_d", "λ_D", 0.0, float("inf"), what="DiffPIR's data weight λ_D")
 ZETA_D = Knob("zeta_d", "ζ_D", 0.0, 1.0, what="DiffPIR's mix of implied and fresh noise ζ_D")
+#: what the chain returns after its last grid time t_0 (``DiffPIRSampler``, docs/METHOD.md §8)
+LAST_STEPS = ("paper", "official", "x0hat")
 
 
 def quadratic_timesteps(T: int, steps: int) -> list[int]:
@@ -54,13 +56,25 @@ class DiffPIRSampler(Sampler):
     for ``k = K−1, …, 0`` with ``t = t_k``, ``s = t_{k−1}``:
 
         x̂0 = (x_t − √(1−ᾱ_t) ε_θ(x_t, t))/√ᾱ_t                    (clamped to ``clip`` if given)
-        x̂0 ← argmin_x ‖y − A x‖² + ρ_t ‖x − x̂0‖²                  (operator.prox_data; k > 0)
+        x̂0 ← argmin_x ‖y − A x‖² + ρ_t ‖x − x̂0‖²                  (operator.prox_data)
         ε̂  = (x_t − √ᾱ_t x̂0)/√(1−ᾱ_t)
         x_s = √ᾱ_s x̂0 + √(1−ᾱ_s) (√(1−ζ_D) ε̂ + √ζ_D z)
 
-    and returns the network's ``x̂0`` at ``t_0`` (no data step after the last evaluation).
+    At the last grid time ``t_0`` (= 0) ``last_step`` says what is returned:
+
+    - ``paper`` (default): DiffPIR's Algorithm 1 (Zhu et al. 2023), whose loop runs down to its
+      ``t = 1`` (vsdr's ``t_0 = 0``) and returns ``x_0 = √ᾱ_0 x̂0 + √(1−ᾱ_0)(…)`` with ``ᾱ_0 = 1``:
+      the data step's output ``argmin_x ‖y − A x‖² + ρ_{t_0} ‖x − x̂0(x_{t_0})‖²`` (``x̂0``
+      clamped first; the result is not). ``steps`` evaluations.
+    - ``official``: DiffPIR's code (``main_ddpir_deblur.py``): the chain state ``x_{t_0}``
+      itself, re-noised from ``t_1`` (it skips the data step and re-noising at ``t_0`` and
+      returns ``x``, not ``x̂0``). Its last network call has no effect on the result, so vsdr
+      does not make it: ``steps − 1`` evaluations.
+    - ``x0hat``: the network's (clamped) ``x̂0(x_{t_0}, t_0)``, no data step (vsdr before
+      2026-12-06). ``steps`` evaluations.
+
     ``knob`` names the knob given per sample (``zeta_d`` or ``lambda_d``); the other is fixed.
-    ``keep_trajectory`` keeps ``x`` at every grid time (``steps + 1`` states, the last ``x̂0``).
+    ``keep_trajectory`` keeps ``x`` at every grid time and then the result (``steps + 1`` states).
     ``sigma_scale`` multiplies σ_y before it enters ``ρ_t`` (``diffpir_rho``): 0.5 on images,
     whose σ_y is in ``[−1, 1]`` units while DiffPIR's formula takes ``[0, 1]`` units; ``None``
     (the config's default) is filled in by the job from the task (``Task.sigma_to_01``: 0.5
@@ -74,8 +88,11 @@ class DiffPIRSampler(Sampler):
 
     def __init__(self, lambda_d: float = 7.0, zeta_d: float = 0.3, steps: int = 100,
                  clip: Sequence[float] | None = None, sigma_scale: float | None = None,
-                 knob: str | None = None, progress: bool = True):
+                 knob: str | None = None, last_step: str = "paper", progress: bool = True):
         super().__init__(knob, progress)
+        if last_step not in LAST_STEPS:
+            raise ValueError(f"sampler.last_step must be one of {list(LAST_STEPS)}, got {last_step!r}")
+        self.last_step = last_step
         self.sigma_scale = 1.0 if sigma_scale is None else float(sigma_scale)
         if not self.sigma_scale > 0:
             raise ValueError(f"sampler.sigma_scale must be > 0; got {sigma_scale}")
@@ -99,18 +116,25 @@ class DiffPIRSampler(Sampler):
         zd = per_sample(zeta_d, x)
         traj = [x.clone()] if keep_trajectory else None
         nfe0 = model.nfe
-        x0_hat = x
+        out = x
         for k in tqdm(range(len(grid) - 1, -1, -1), desc="DiffPIR", **tqdm_options(self.progress)):
             t = grid[k]
+            if k == 0 and self.last_step == "official":
+                out = x  # x_{t_0}: DiffPIR's code returns the chain state
+                break
             ab = schedule.at(t)["alpha_bar"]
             with torch.no_grad():
                 eps = model.eps(x, t)
             x0_hat = x0_from_eps(x, eps, ab)
             if self.clip is not None:
                 x0_hat = x0_hat.clamp(*self.clip)
-            if k == 0:
+            if k == 0 and self.last_step == "x0hat":
+                out = x0_hat
                 break
             x0_hat = operator.prox_data(x0_hat, y, diffpir_rho(lam_d, sigma_y, ab, self.sigma_scale).to(x))
+            if k == 0:  # paper: x_0 = √ᾱ_0 x̂0 + √(1 − ᾱ_0)(…) with ᾱ_0 = 1 (Algorithm 1)
+                out = x0_hat
+                break
             eps_hat = eps_from_x0(x, x0_hat, ab)
             ab_s = schedule.at(grid[k - 1])["alpha_bar"]
             z = noise.next().to(x)
@@ -118,6 +142,6 @@ class DiffPIRSampler(Sampler):
             if traj is not None:
                 traj.append(x.detach().clone())
         if traj is not None:
-            traj.append(x0_hat.detach().clone())
-        return SampleResult(x0_hat.detach(), model.nfe - nfe0,
+            traj.append(out.detach().clone())
+        return SampleResult(out.detach(), model.nfe - nfe0,
                             torch.stack(traj) if traj is not None else None)

@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	@$(PY) -m pip install $(PIP_FLAGS) --upgrade pip > $(VENV)/pip.log 2>&1 || true
 	@$(PY) -m pip install $(PIP_FLAGS) -e '.[dev]' >> $(VENV)/pip.log 2>&1 || \
 		{ grep -v "is ignored: it is neither" $(VENV)/pip.log | tail -40; exit 1; }
-	@$(PY) -c "import vsdr, torch, torchvision, lpips, cleanfid, ot, hydra, lightning"
+	@$(PY) -c "import vsdr, torch, torchvision, lpips, cleanfid, ot, hydra, lightning, diffusers, deepinv"
 	@touch $(STAMP)
 
 run: $(STAMP)

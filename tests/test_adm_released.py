@@ -154,11 +154,21 @@ def test_imagenet256_attention_sizes_and_heads():
     assert [s for s, _ in seen].count("middle_block") == 1
 
 
-def test_presets_point_to_the_published_files():
+def test_presets_point_to_the_published_files(tmp_path):
+    from vsdr.data.images import save_images
+    from vsdr.experiments.validate import validate_config
+
+    save_images(torch.zeros(1, 3, 256, 256), tmp_path / "imgs")
     for name, file in RELEASED.items():
         cfg = compose_cfg([f"model={name}"])
         assert file in cfg.model.file and "openai/guided-diffusion" in cfg.model.published
         assert cfg.model.ckpt is None and cfg.model.learn_sigma is True
+        cfg = compose_cfg(["experiment=ffhq_deblur_dps", f"model={name}", f"dataset.root={tmp_path / 'imgs'}",
+                           f"model.ckpt={tmp_path / file}", "image_metrics.standin=true"])
+        with pytest.raises(ConfigError, match=rf"model.ckpt=.*{file} does not exist: .*{file}.* \(the "
+                                              rf"weights of model={name}\) is expected there; it is "
+                                              r"published with guided-diffusion \(github.com/openai"):
+            validate_config(cfg)
     assert compose_cfg(["model=adm_lsun"]).model.dropout == 0.1  # --dropout 0.1 (training only)
 
 
@@ -204,12 +214,14 @@ def test_float16_file_is_still_checked_strictly(tmp_path):
     ints = dict(state)
     ints["out.0.weight"] = torch.ones(32, dtype=torch.int64)
     torch.save(ints, tmp_path / "int.pt")
-    with pytest.raises(ConfigError, match=r"dtype mismatches \['out.0.weight torch.int64 vs torch.float32'\]"):
+    with pytest.raises(ConfigError,
+                       match=r"dtype mismatches \['out.0.weight torch.int64 vs torch.float32'\]"):
         load_state_strict(small(), tmp_path / "int.pt")
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("check_checkpoint", ROOT / "scripts" / "check_checkpoint.py")
+    path = ROOT / "scripts" / "check_checkpoint.py"
+    spec = importlib.util.spec_from_file_location("check_checkpoint", path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     return script

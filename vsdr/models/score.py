@@ -51,9 +51,33 @@ class NetworkPrior:
         return split_learned_variance(self.net(x, t), x)
 
 
+def kind_mismatches(state: dict, own: dict) -> list[str]:
+    """``"KEY file-dtype vs model-dtype"`` for each tensor of ``state`` whose kind differs from
+    ``own``'s of the same name: integer (or bool) for floating point or the reverse."""
+    return [f"{k} {state[k].dtype} vs {own[k].dtype}" for k in own
+            if isinstance(state.get(k), Tensor)
+            and state[k].is_floating_point() != own[k].is_floating_point()]
+
+
+def cast_to_model(state: dict, own: dict) -> dict:
+    """``state`` with each floating-point tensor cast to the dtype of ``own``'s floating tensor
+    of the same name: a float16 file (e.g. a state dict saved after guided-diffusion's
+    ``convert_to_fp16``) loads into a float32 model (docs/METHOD.md §8). Tensors already of
+    the model's dtype are not copied."""
+    out = dict(state)
+    for k, mine in own.items():
+        theirs = state.get(k)
+        if (isinstance(theirs, Tensor) and theirs.dtype != mine.dtype
+                and theirs.is_floating_point() and mine.is_floating_point()):
+            out[k] = theirs.to(mine.dtype)
+    return out
+
+
 def load_state_strict(net: nn.Module, path: str | Path, what: str = "model.ckpt") -> dict:
     """Load a state dict into ``net`` strictly; on any mismatch raise ``ConfigError`` naming
-    the first missing, unexpected and mis-shaped keys. The file is read as data
+    the first missing, unexpected and mis-shaped keys (and tensors of another kind: integer for
+    floating or the reverse). Floating-point tensors of another precision (float16, bfloat16,
+    float64) are cast to the model's dtype (``cast_to_model``). The file is read as data
     (``vsdr.models.checkpoint.read_checkpoint``: nothing in it runs). Returns the file's
     payload."""
     from vsdr.models.checkpoint import label, read_checkpoint, state_dict_of  # not at import:
@@ -69,7 +93,8 @@ def load_state_strict(net: nn.Module, path: str | Path, what: str = "model.ckpt"
     unexpected = [k for k in state if k not in own]
     shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
               for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or shapes:
+    kinds = kind_mismatches(state, own)
+    if missing or unexpected or shapes or kinds:
         parts = []
         if missing:
             parts.append(f"missing keys {missing[:3]}")
@@ -77,8 +102,10 @@ def load_state_strict(net: nn.Module, path: str | Path, what: str = "model.ckpt"
             parts.append(f"unexpected keys {unexpected[:3]}")
         if shapes:
             parts.append(f"shape mismatches {shapes[:3]}")
+        if kinds:
+            parts.append(f"dtype mismatches {kinds[:3]}")
         raise ConfigError(
             f"{label(what, path)} does not fit the model {type(net).__name__}: " + "; ".join(parts)
         )
-    net.load_state_dict(state, strict=True)
+    net.load_state_dict(cast_to_model(state, own), strict=True)
     return payload

@@ -224,7 +224,7 @@ FIGURES: dict[str, str | Figure] = {
                            plot_images),
     "images_small_sr": Figure("Fig. 7 at CPU scale: digits 16², ×4 super-resolution: ours over λ, "
                               "DPS, DiffPIR, PSCGAN-N", image_jobs("super_resolution_x4"), plot_images),
-    "images_small_severe": "Fig. 7 at CPU scale, σ_y = 0.2: digits deblur, ours over λ with the calibrated ζ(λ)",
+    "images_small_severe": "Fig. 7 at CPU scale, σ_y = 0.2: digits deblur, ours, calibrated ζ(λ)",
 }
 
 

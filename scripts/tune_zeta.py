@@ -6,10 +6,12 @@ of the scan and, with ``--write``, the table into conf/tuned/calibrated/images.y
 
     python scripts/tune_zeta.py experiment=images_small_severe --lam 0,0.25,0.5,0.75,1 \\
         --zeta 0.3,0.6,1,2,3,5 --write
+    python scripts/tune_zeta.py experiment=images_small_severe --rows SCAN.csv --write   # re-pick
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 from pathlib import Path
 
@@ -26,39 +28,54 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("overrides", nargs="*", help="Hydra overrides (experiment=, noise.sigma=, ...)")
-    parser.add_argument("--lam", required=True, help="comma-separated λ values")
-    parser.add_argument("--zeta", required=True, help="comma-separated ζ values")
-    parser.add_argument("--start", type=int, default=None, help="first held-out test image (default data.limit)")
+    parser.add_argument("--lam", default="", help="comma-separated λ values")
+    parser.add_argument("--zeta", default="", help="comma-separated ζ values")
+    parser.add_argument("--rows", default=None,
+                        help="pick from this scan CSV (an earlier run's --out) instead of sampling")
+    parser.add_argument("--start", type=int, default=None,
+                        help="first held-out test image (default data.limit)")
     parser.add_argument("--count", type=int, default=32, help="held-out images")
     parser.add_argument("--batch", type=int, default=None, help="images sampled together (default all)")
     parser.add_argument("--out", default=None, help="CSV of the scan (default outputs/scan/tune-KEY.csv)")
-    parser.add_argument("--write", action="store_true", help=f"write the table into conf/{CALIBRATED}")
+    parser.add_argument("--write", action="store_true", help="write the picked table into --table")
+    parser.add_argument("--table", default=str(ROOT / "conf" / CALIBRATED),
+                        help="the YAML file --write updates")
     args = parser.parse_args()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=["progress=false", "logger=none", *args.overrides])
-    lams = [float(v) for v in args.lam.split(",")]
-    zetas = [float(v) for v in args.zeta.split(",")]
     start = int(cfg.data.limit) if args.start is None else args.start
     perception = str(cfg.get("image_eval", {}).get("perception") or "fd_patch")
-    pairs = [(lam, z) for z in zetas for lam in lams]
-    rows, seconds = scan(cfg, pairs, start, args.count, args.batch)
     key = tuned_key(cfg)
-    out = Path(args.out or ROOT / "outputs" / "scan" / f"tune-{'-'.join(key)}.csv")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_csv(out, rows)
+    if args.rows:
+        with open(args.rows, newline="") as f:
+            rows = [{**r, **{k: float(r[k]) for k in ("lam", "zeta", "mse", perception)}}
+                    for r in csv.DictReader(f)]
+        lams, zetas = sorted({r["lam"] for r in rows}), sorted({r["zeta"] for r in rows})
+        out, seconds = Path(args.rows), 0.0
+    else:
+        if not args.lam or not args.zeta:
+            parser.error("give --lam and --zeta (or --rows CSV)")
+        lams = [float(v) for v in args.lam.split(",")]
+        zetas = [float(v) for v in args.zeta.split(",")]
+        pairs = [(lam, z) for z in zetas for lam in lams]
+        rows, seconds = scan(cfg, pairs, start, args.count, args.batch)
+        out = Path(args.out or ROOT / "outputs" / "scan" / f"tune-{'-'.join(key)}.csv")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_csv(out, rows)
     table = pick_zeta(rows, perception)
-    print(f"{'.'.join(key)}: {len(pairs)} pairs × {args.count} images ({start}..{start + args.count - 1}) "
+    print(f"{'.'.join(key)}: {len(rows)} pairs × {args.count} images ({start}..{start + args.count - 1}) "
           f"in {seconds:.0f} s -> {out}")
     print(f"{'zeta':>6} " + " ".join(f"λ={lam:<16g}" for lam in lams))
     at = {(r["lam"], r["zeta"]): r for r in rows}
     for z in zetas:
-        print(f"{z:>6g} " + " ".join(f"{at[lam, z]['mse']:.5f}/{at[lam, z][perception]:.4f}  " for lam in lams))
+        print(f"{z:>6g} " + " ".join(f"{at[lam, z]['mse']:.5f}/{at[lam, z][perception]:.4f}  "
+                                     for lam in lams))
     print("picked (raw):", table["raw"], " non-increasing:", table["value"])
     if args.write:
         note = (f"picked on test images {start}..{start + args.count - 1} from ζ in {zetas} "
                 f"(mse, {perception}); scripts/tune_zeta.py {' '.join(args.overrides)}")
-        write_table(ROOT / "conf" / CALIBRATED, key, {"lam": table["lam"], "value": table["value"]}, note)
-        print(f"written: conf/{CALIBRATED} zeta.{'.'.join(key)}")
+        write_table(Path(args.table), key, {"lam": table["lam"], "value": table["value"]}, note)
+        print(f"written: {args.table} zeta.{'.'.join(key)}")
     return 0
 
 

@@ -3,12 +3,15 @@ rule on hand-computed rows, the held-out images, and the written table read back
 config."""
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import CONF
+from conftest import CONF, ROOT
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
@@ -61,7 +64,8 @@ def test_pick_zeta_minima_and_a_monotone_fix():
     assert table["raw"] == [4.0, 8.0, 1.0]
     assert table["value"] == [6.0, 6.0, 1.0]
     # named perception column
-    renamed = [{**{k: v for k, v in r.items() if k != "perception"}, "fd_patch": r["perception"]} for r in rows]
+    renamed = [{**{k: v for k, v in r.items() if k != "perception"}, "fd_patch": r["perception"]}
+               for r in rows]
     assert pick_zeta(renamed, "fd_patch")["value"] == [6.0, 6.0, 1.0]
 
 
@@ -108,3 +112,27 @@ def test_written_table_is_read_by_a_composed_config(tmp_path):
     assert list(cfg_of([*severe, "noise.sigma=0.1"]).sampler.zeta.value) == [0.2, 0.2]
     assert list(cfg_of([*severe, "operator=super_resolution_x4"]).sampler.zeta.value) == [0.2, 0.2]
     assert list(cfg_of(["dataset=scurve", "noise.sigma=0.75"]).sampler.zeta.value) == [0.25, 0.25]
+
+
+def test_cli_picks_from_a_scan_csv(tmp_path):
+    """scripts/tune_zeta.py --rows: the hand case above as a scan CSV gives the table 6, 6, 1
+    at this setting's key in --table."""
+    from omegaconf import OmegaConf
+
+    from vsdr.experiments.writer import write_csv
+
+    table = {0.0: [(1, 3e-3, 1e-2), (2, 2e-3, 1e-2), (4, 1e-3, 2e-2), (8, 5e-3, 9e-2)],
+             0.5: [(1, 4e-3, 1e-2), (2, 2e-3, 1e-2), (4, 2e-3, 2e-2), (8, 1e-3, 1.5e-2)],
+             1.0: [(1, 9e-3, 1e-3), (2, 2e-3, 3e-3), (4, 1e-3, 5e-3), (8, 1e-3, 9e-3)]}
+    rows = [{"lam": lam, "zeta": z, "mse": m, "fd_patch": p} for lam, t in table.items() for z, m, p in t]
+    write_csv(tmp_path / "scan.csv", rows)
+    out = tmp_path / "tuned.yaml"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "tune_zeta.py"),
+                           "experiment=images_small_severe", "--rows", str(tmp_path / "scan.csv"),
+                           "--write", "--table", str(out)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    entry = OmegaConf.load(out).zeta.digits.gaussian_blur.dps["0.2"]
+    assert list(entry.lam) == [0.0, 0.5, 1.0]
+    assert list(entry.value) == [6.0, 6.0, 1.0]

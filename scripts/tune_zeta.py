@@ -70,7 +70,10 @@ def main() -> int:
     for z in zetas:
         print(f"{z:>6g} " + " ".join(f"{at[lam, z]['mse']:.5f}/{at[lam, z][perception]:.4f}  "
                                      for lam in lams))
-    print("picked (raw):", table["raw"], " non-increasing:", table["value"])
+    print("picked (raw):", table["raw"], " monotone:", table["value"])
+    edge = [lam for lam, z in zip(table["lam"], table["raw"]) if z in (min(zetas), max(zetas))]
+    if edge:
+        print(f"warning: at λ = {edge} the pick is an end of the ζ grid: widen --zeta")
     if args.write:
         note = (f"picked on test images {start}..{start + args.count - 1} from ζ in {zetas} "
                 f"(mse, {perception}); scripts/tune_zeta.py {' '.join(args.overrides)}")

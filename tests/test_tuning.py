@@ -18,6 +18,7 @@ from hydra.core.global_hydra import GlobalHydra
 from vsdr.experiments.tuning import (
     CALIBRATED,
     held_out_set,
+    monotone_fit,
     pav_nonincreasing,
     pick_zeta,
     raw_pick,
@@ -37,6 +38,16 @@ def test_pav_nonincreasing_hand_cases():
     # 4, 8 pool to 6; then 6, 6, 7 pool to 19/3
     assert pav_nonincreasing([4.0, 8.0, 7.0, 1.0]) == pytest.approx([19 / 3] * 3 + [1.0])
     assert pav_nonincreasing([1.0, 3.0], weights=[3.0, 1.0]) == [1.5, 1.5]
+
+
+def test_monotone_fit_takes_the_closer_direction():
+    """[4, 8, 1]: non-increasing [6, 6, 1] (squared error 8) beats non-decreasing [4, 4.5, 4.5]
+    (24.5). [1, 2, 1.5, 4]: non-decreasing [1, 1.75, 1.75, 4] (0.125) beats non-increasing
+    (all 2.125: 7.1875). A tie, [1, 1], is non-increasing either way."""
+    assert monotone_fit([4.0, 8.0, 1.0]) == [6.0, 6.0, 1.0]
+    assert monotone_fit([1.0, 2.0, 1.5, 4.0]) == [1.0, 1.75, 1.75, 4.0]
+    assert monotone_fit([4.0, 6.0, 6.0]) == [4.0, 6.0, 6.0]
+    assert monotone_fit([3.0, 3.0]) == [3.0, 3.0]
 
 
 def test_raw_pick_weighs_mse_by_one_minus_lambda():

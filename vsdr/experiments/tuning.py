@@ -12,8 +12,11 @@ gets the measurement noise and sampler seed it would get as test image ``j`` of 
 minimises ``(1 − λ) · log(mse / min mse) + λ · log(perception / min perception)`` (minima over
 that λ's rows): λ = 0 picks the MSE minimum, λ = 1 the perception minimum, and in between the
 log-ratios make the two measures commensurate whatever their scale. Then the picked ζ are made
-non-increasing in λ by pool-adjacent-violators (least squares, equal weights): a small λ wants
-the larger ζ (docs/METHOD.md §2)."""
+monotone in λ by pool-adjacent-violators (least squares, equal weights), in the direction that
+fits them better: non-increasing, as the paper's tables (a small λ wants the larger ζ, with the
+guidance inside the mean), or non-decreasing, as the digits scans in the `dps` form came out
+(the pull after the step has to undo the noise √λ σ_t z that λ adds; docs/RESULTS.md §17).
+Ties go to non-increasing."""
 from __future__ import annotations
 
 import math
@@ -42,6 +45,19 @@ def pav_nonincreasing(values: Sequence[float], weights: Sequence[float] | None =
     return [m for m, _, n in blocks for _ in range(n)]
 
 
+def monotone_fit(values: Sequence[float]) -> list[float]:
+    """The least-squares monotone fit of ``values``: the non-increasing one
+    (``pav_nonincreasing``) or the non-decreasing one, whichever is closer (ties:
+    non-increasing)."""
+    down = pav_nonincreasing(values)
+    up = pav_nonincreasing(list(values)[::-1])[::-1]
+
+    def sse(fit: list[float]) -> float:
+        return sum((a - b) ** 2 for a, b in zip(values, fit))
+
+    return up if sse(up) < sse(down) else down
+
+
 def raw_pick(rows: list[dict], lam: float, perception: str = "perception") -> dict:
     """The row at ``lam`` minimising ``(1 − λ) log(mse/min mse) + λ log(p/min p)``."""
     at = [r for r in rows if math.isclose(float(r["lam"]), lam)]
@@ -58,11 +74,11 @@ def raw_pick(rows: list[dict], lam: float, perception: str = "perception") -> di
 
 def pick_zeta(rows: list[dict], perception: str = "perception") -> dict:
     """The table ``{lam, value, raw}`` picked from scan rows (dicts with ``lam``, ``zeta``,
-    ``mse`` and ``perception``): ``raw`` is each λ's ``raw_pick``, ``value`` its
-    non-increasing fit (module docstring)."""
+    ``mse`` and ``perception``): ``raw`` is each λ's ``raw_pick``, ``value`` its monotone fit
+    (``monotone_fit``; module docstring)."""
     lams = sorted({float(r["lam"]) for r in rows})
     raw = [float(raw_pick(rows, lam, perception)["zeta"]) for lam in lams]
-    value = [round(v, 6) for v in pav_nonincreasing(raw)]
+    value = [round(v, 6) for v in monotone_fit(raw)]
     return {"lam": lams, "value": value, "raw": raw}
 
 

@@ -21,3 +21,20 @@ def test_images_small_shows_the_tradeoff(tmp_path, cache_dir):
     assert mse[2] > 1.3 * mse[0], mse
     fd = [rows[v]["fd_patch"] for v in (0.0, 0.5, 1.0)]
     assert fd[0] > fd[1] > fd[2], fd
+
+
+@pytest.mark.slow
+def test_images_small_severe_traverses(tmp_path, cache_dir):
+    """`experiment=images_small_severe` (σ_y = 0.2, the calibrated ζ(λ) of
+    conf/tuned/calibrated/images.yaml) on the 64 test images: MSE rises and fd_patch falls
+    with λ (docs/RESULTS.md §18)."""
+    root = tmp_path / "digits16"
+    cfg = compose_cfg(["experiment=images_small_severe", f"dataset.generate={root}",
+                       f"dataset.root={root / 'test'}", f"dataset.train_root={root / 'train'}",
+                       "lam=[0,0.5,1]", "logger=none", "progress=false"])
+    assert list(cfg.sampler.zeta.value) != [0.2, 0.2]  # the calibrated table, not the default
+    rows = {r["value"]: r for r in run_job(cfg, tmp_path / "job")}
+    mse = [rows[v]["mse"] for v in (0.0, 0.5, 1.0)]
+    assert mse[0] < mse[1] < mse[2], mse
+    fd = [rows[v]["fd_patch"] for v in (0.0, 0.5, 1.0)]
+    assert fd[0] > fd[1] > fd[2], fd

@@ -1,6 +1,6 @@
 """vsdr's side of the Hydra config: building a component from its node (``instantiate``, with
 unknown keys refused by name) and the ``vsdr.tuned_zeta`` resolver that reads the ζ(λ) tables
-tuned per data set and σ (``conf/tuned/``)."""
+tuned per data set, operator, form and σ (``conf/tuned/``)."""
 from __future__ import annotations
 
 import inspect
@@ -72,14 +72,26 @@ def instantiate(node: DictConfig | dict, group: str, **kwargs):
         raise
 
 
+def tuned_table(tables: DictConfig, dataset: str, operator: str | None, form: str | None,
+                sigma: float) -> DictConfig:
+    """The ζ(λ) table of ``tables`` (``tuned.zeta``) for this setting:
+    ``<dataset>[.<operator>][.<form>].<σ>``, the operator and form levels taken only where the
+    data set's entry has them (2D entries are keyed by σ alone; image entries, written by
+    scripts/tune_zeta.py, by all four); ``default`` when there is none."""
+    node = tables.get(dataset)
+    for level in (operator, form):
+        if node is not None and level is not None and level in node:
+            node = node[level]
+    key = f"{float(sigma):g}"
+    return node[key] if node is not None and key in node else tables.default
+
+
 def tuned_zeta(field: str, *, _root_: DictConfig):
     """``${vsdr.tuned_zeta:lam}`` / ``${vsdr.tuned_zeta:value}``: that list of the ζ(λ) table of
-    ``tuned.zeta`` for this data set and σ (``tuned.zeta.<dataset.name>.<σ>``), else of
+    ``tuned.zeta`` for this data set, operator, guidance form and σ (``tuned_table``), else of
     ``tuned.zeta.default``."""
-    tables = _root_.tuned.zeta
-    per_dataset = tables.get(str(_root_.dataset.get("name")))
-    key = f"{float(_root_.noise.sigma):g}"
-    table = per_dataset[key] if per_dataset is not None and key in per_dataset else tables.default
+    table = tuned_table(_root_.tuned.zeta, str(_root_.dataset.get("name")),
+                        _root_.operator.get("name"), _root_.sampler.get("form"), _root_.noise.sigma)
     return list(OmegaConf.to_container(table, resolve=True)[field])
 
 

@@ -213,11 +213,16 @@ FIGURES: dict[str, str | Figure] = {
                            plot_images),
     "images_small_sr": Figure("Fig. 7 at CPU scale: digits 16², ×4 super-resolution: ours over λ, "
                               "DPS, DiffPIR, PSCGAN-N", image_jobs("super_resolution_x4"), plot_images),
+    "images_small_severe": "Fig. 7 at CPU scale at the FFHQ comparison's higher noise, σ_y = 0.5 in "
+                           "[−1, 1]: digits deblur, ours over λ with the calibrated ζ(λ) (a soft λ = 0, "
+                           "sharp strokes from λ = 0.5; σ_y = 0.2: experiment=images_small_severe)",
 }
 
 
 #: overrides of the single-job entries (pinwheel_dp is then fig5's ours_lam job: run once)
-EXTRA = {"pinwheel_dp": [BLOCKS_2D]}
+EXTRA = {"pinwheel_dp": [BLOCKS_2D],
+         # σ_y = 0.5 shows the λ = 0 / λ = 1 difference in the grid; 0.2's is slight (RESULTS.md §18)
+         "images_small_severe": ["noise.sigma=0.5"]}
 
 
 

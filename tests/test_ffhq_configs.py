@@ -30,7 +30,7 @@ def test_ffhq_configs_set_the_papers_settings(experiment):
     assert cfg.dataset.name == "ffhq" and cfg.model.name == "adm_ffhq" and cfg.diffusion.T == 1000
     assert cfg.diffusion.beta_start == 1e-4 and cfg.diffusion.beta_end == 0.02
     assert str(cfg.noise.space) == "[-1,1]"
-    assert cfg.noise.sigma == (0.5 if experiment.endswith("hinoise") else 0.2)  # METHOD.md §7
+    assert cfg.noise.sigma == (0.5 if experiment.endswith("hinoise") else 0.2)  # docs/METHOD.md §7
     if "sr8" in experiment:
         assert cfg.operator.name == "super_resolution" and cfg.operator.scale == 8
     else:

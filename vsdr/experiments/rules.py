@@ -150,6 +150,10 @@ RULES: dict[str, Rule] = {
     "operator.scale": whole(1, "the super-resolution factor"),
     "operator.rows": whole(1, "the rows of A (measurements per point)"),
     "operator.dim": whole(1, "the columns of A (the dimension of a point)"),
+    "operator.missing": Rule("number", "the fraction of pixels a random inpainting mask removes", 0, 1,
+                             open_high=True),
+    "operator.box": whole(1, "the side of a box inpainting mask in pixels"),
+    "operator.seed": whole(0, "the seed of a deepinv operator's mask or kernel"),
     "dataset.image_size": whole(1, "the images' side in pixels"),
     "dataset.limit": whole(1, "the first `limit` test images", null="all of them"),
 }

@@ -75,6 +75,11 @@ def test_motion_kernel_is_fixed_by_the_seed_and_sums_to_one():
     assert ka.shape == (1, 1, 9, 9) and float(ka.sum()) == pytest.approx(1.0, abs=1e-12)
     assert torch.equal(ka, preset("motion_blur_small").physics((3, 16, 16)).filter)
     assert not torch.equal(ka, kb) and float((ka > 0).sum()) > 1  # a trajectory, not a delta
+    # the 61×61 preset convolves by FFT: the same A x as deepinv's direct convolution
+    x = torch.randn(1, 3, 64, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    fft, direct = preset("motion_blur"), preset("motion_blur", **{"physics.use_fft": "false"})
+    assert fft.kwargs["use_fft"] is True and direct.kwargs["use_fft"] is False
+    torch.testing.assert_close(fft.forward(x), direct.forward(x), rtol=0, atol=1e-10)
 
 
 @pytest.mark.parametrize("size,std,side", [(9, 1.5, 16), (61, 3.0, 64)])
@@ -171,9 +176,10 @@ def test_noise_is_vsdrs_own():
      "operator=inpaint_box does not fit dataset=digits (16×16 images): its 128×128 box mask (operator.box) "
      "does not fit inside 16×16 images"),
     (["experiment=images_small", "operator=motion_blur"],
-     "operator=motion_blur does not fit dataset=digits (16×16 images): its 61×61 kernel (operator.kernel_size) "
-     "pads the image by 30 pixels"),
-    (["experiment=images_small", "operator=deepinv", "operator.mask=null", "+operator.physics.mask=[[1,0],[0,1]]"],
+     "operator=motion_blur does not fit dataset=digits (16×16 images): its 61×61 kernel "
+     "(operator.kernel_size) pads the image by 30 pixels"),
+    (["experiment=images_small", "operator=deepinv", "operator.mask=null",
+      "+operator.physics.mask=[[1,0],[0,1]]"],
      "operator=deepinv does not fit dataset=digits (16×16 images): its mask (operator.physics.mask) is 2×2, "
      "not 16×16 like the images"),
     (["experiment=images_small", "operator=deepinv", "+operator.physics.img_size=[3,32,32]"],
@@ -213,7 +219,8 @@ def test_tiny_inpainting_jobs_run(tmp_path, cache_dir, experiment):
     extra = [] if experiment == "images_small" else ["sampler.values=[0.5,1]"]
     extra += ["sampler.steps=10"] if experiment.endswith("diffpir") else []
     cfg = compose_cfg([*overrides, "operator=inpaint_random", "data.limit=2", "image_metrics.fid=false",
-                       f"dataset.root={tmp_path / 'test'}", f"dataset.train_root={tmp_path / 'train'}", *extra])
+                       f"dataset.root={tmp_path / 'test'}", f"dataset.train_root={tmp_path / 'train'}",
+                       *extra])
     rows = run_job(cfg, tmp_path / "job")
     assert len(rows) == 2 and {r["operator"] for r in rows} == {"inpaint_random"}
     assert all(math.isfinite(r["mse"]) and r["mse"] > 0 for r in rows)

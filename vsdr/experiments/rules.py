@@ -154,6 +154,9 @@ RULES: dict[str, Rule] = {
                              open_high=True),
     "operator.box": whole(1, "the side of a box inpainting mask in pixels"),
     "operator.seed": whole(0, "the seed of a deepinv operator's mask or kernel"),
+    "operator.tol": Rule("number", "the relative tolerance of a deepinv operator's conjugate gradients", 0,
+                         open_low=True),
+    "operator.max_iter": whole(1, "the iterations of a deepinv operator's conjugate gradients at most"),
     "dataset.image_size": whole(1, "the images' side in pixels"),
     "dataset.limit": whole(1, "the first `limit` test images", null="all of them"),
 }

@@ -94,7 +94,7 @@ class DeepInvOperator(LinearOperator):
 
     def __init__(self, physics: Mapping, mask: str | None = None, missing: float = 0.7,
                  box: int = 128, kernel: str | None = None, kernel_size: int = 61, std: float = 3.0,
-                 seed: int = 0, tol: float = 1e-6, max_iter: int = 200):
+                 seed: int = 0, tol: float = 1e-5, max_iter: int = 200):
         spec = _plain(physics)
         if "_target_" not in spec:
             raise ValueError("operator.physics needs a _target_ (a deepinv LinearPhysics, e.g. "
@@ -170,9 +170,9 @@ class DeepInvOperator(LinearOperator):
             return f"its {self.box}×{self.box} box mask (operator.box) does not fit inside {h}×{w} images"
         reach = self.kernel_size // 2
         if self.kernel is not None and self.kwargs.get("padding", "valid") in PADDED and reach >= min(h, w):
-            return (f"its {self.kernel_size}×{self.kernel_size} kernel (operator.kernel_size) pads the image by "
-                    f"{reach} pixels and {self.kwargs['padding']} padding needs a side larger than {reach}, "
-                    f"not {min(h, w)}")
+            return (f"its {self.kernel_size}×{self.kernel_size} kernel (operator.kernel_size) pads the "
+                    f"image by {reach} pixels and {self.kwargs['padding']} padding needs a side larger "
+                    f"than {reach}, not {min(h, w)}")
         given = self.kwargs.get("img_size")
         if given is not None and tuple(given) != tuple(shape):
             return f"operator.physics.img_size={list(given)} is not the images' size {list(shape)}"
@@ -184,7 +184,8 @@ class DeepInvOperator(LinearOperator):
         try:
             self.physics(tuple(shape))
         except Exception as e:  # noqa: BLE001 - the physics' own refusal, in a clause
-            return f"deepinv's {name} fails on one {'×'.join(map(str, shape))} image ({str(e).splitlines()[0]})"
+            size = "×".join(map(str, shape))
+            return f"deepinv's {name} fails on one {size} image ({str(e).splitlines()[0]})"
         return None
 
     # -- A, Aᵀ -------------------------------------------------------------------------------

@@ -150,6 +150,13 @@ RULES: dict[str, Rule] = {
     "operator.scale": whole(1, "the super-resolution factor"),
     "operator.rows": whole(1, "the rows of A (measurements per point)"),
     "operator.dim": whole(1, "the columns of A (the dimension of a point)"),
+    "operator.missing": Rule("number", "the fraction of pixels a random inpainting mask removes", 0, 1,
+                             open_high=True),
+    "operator.box": whole(1, "the side of a box inpainting mask in pixels"),
+    "operator.seed": whole(0, "the seed of a deepinv operator's mask or kernel"),
+    "operator.tol": Rule("number", "the relative tolerance of a deepinv operator's conjugate gradients", 0,
+                         open_low=True),
+    "operator.max_iter": whole(1, "the iterations of a deepinv operator's conjugate gradients at most"),
     "dataset.image_size": whole(1, "the images' side in pixels"),
     "dataset.limit": whole(1, "the first `limit` test images", null="all of them"),
 }

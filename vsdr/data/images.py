@@ -37,7 +37,7 @@ def read_image(path: str | Path, image_size: int | None = None) -> Tensor:
 
 def to_tensor(arr: np.ndarray) -> Tensor:
     """``(H, W, 3)`` uint8 → ``(3, H, W)`` float32 in ``[−1, 1]`` (``v / 127.5 − 1``)."""
-    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float().div(127.5).sub(1.0)
+    return torch.from_numpy(np.array(arr, dtype=np.uint8)).permute(2, 0, 1).float().div(127.5).sub(1.0)
 
 
 def open_rgb(path: str | Path):

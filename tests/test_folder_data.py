@@ -111,7 +111,8 @@ def test_the_side_is_the_models():
     assert compose_cfg(["dataset=folder", "model=adm_small"]).dataset.image_size == 64
     assert compose_cfg(["dataset=folder", "model=adm_ffhq"]).dataset.image_size == 256
     assert compose_cfg(["dataset=folder", "model=adm_digits"]).dataset.image_size == 16
-    assert compose_cfg(["dataset=folder", "model=adm_small", "dataset.image_size=32"]).dataset.image_size == 32
+    given = compose_cfg(["dataset=folder", "model=adm_small", "dataset.image_size=32"])
+    assert given.dataset.image_size == 32
     assert compose_cfg(["dataset=ffhq", "model=adm_small"]).dataset.image_size == 256  # FFHQ: its own
 
 
@@ -120,3 +121,17 @@ def test_unknown_crop_or_filter_is_refused(tmp_path):
         FolderImages(root=tmp_path, resize="cubic")
     with pytest.raises(ConfigError, match=r"dataset.crop='top' is not one of \['center'\]"):
         FolderImages(root=tmp_path, crop="top")
+
+
+def test_a_phone_photo_is_turned_upright_by_its_exif_orientation(tmp_path):
+    """Stored 12×8 with its left half white and EXIF orientation 6 (shown turned 90° clockwise):
+    upright it is 8×12 with its top half white, and its centred square (rows 2..9) is 4 white
+    rows above 4 black ones."""
+    stored = np.zeros((8, 12, 3), np.uint8)
+    stored[:, :6] = 255
+    im = Image.fromarray(stored)
+    exif = im.getexif()
+    exif[0x0112] = 6
+    im.save(tmp_path / "phone.png", exif=exif.tobytes())
+    v = pixels(load_square(tmp_path / "phone.png", 8))
+    assert (v[:4] == 255).all() and (v[4:] == 0).all()

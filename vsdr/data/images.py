@@ -122,19 +122,27 @@ def center_square(width: int, height: int) -> tuple[int, int, int, int]:
     return left, top, left + side, top + side
 
 
+def resize_filter(resize: str):
+    """PIL's resampling filter named ``resize`` (one of ``RESIZE_FILTERS``), else ``ConfigError``."""
+    from PIL import Image
+
+    if resize not in RESIZE_FILTERS:
+        raise ConfigError(f"dataset.resize={resize!r} is not one of {list(RESIZE_FILTERS)} (PIL's filters)")
+    return Image.Resampling[resize.upper()]
+
+
 def load_square(path: str | Path, size: int, resize: str = "bicubic") -> Tensor:
     """The image of ``path`` as ``(3, size, size)`` float32 in ``[−1, 1]``: RGB (``open_rgb``),
     turned upright by its EXIF orientation (phone photos), its centred square
     (``center_square``), resized to ``size²`` with PIL's ``resize`` filter (kept as it is when
     already ``size²``)."""
-    from PIL import Image, ImageOps
+    from PIL import ImageOps
 
-    if resize not in RESIZE_FILTERS:
-        raise ConfigError(f"dataset.resize={resize!r} is not one of {list(RESIZE_FILTERS)} (PIL's filters)")
+    resample = resize_filter(resize)
     im = ImageOps.exif_transpose(open_rgb(path))
     im = im.crop(center_square(*im.size))
     if im.size != (size, size):
-        im = im.resize((size, size), Image.Resampling[resize.upper()])
+        im = im.resize((size, size), resample)
     return to_tensor(np.asarray(im, dtype=np.uint8))
 
 
@@ -271,8 +279,7 @@ class FolderImages(ImageDataset):
         super().__init__(root, train_root, image_size, limit, name)
         if crop not in CROPS:
             raise ConfigError(f"dataset.crop={crop!r} is not one of {list(CROPS)}")
-        if resize not in RESIZE_FILTERS:
-            raise ConfigError(f"dataset.resize={resize!r} is not one of {list(RESIZE_FILTERS)} (PIL's filters)")
+        resize_filter(resize)  # refused here, before any image is read
         self.crop, self.resize = crop, resize
 
     def read(self, path: Path) -> Tensor:

@@ -28,7 +28,7 @@ def small_overrides(root: Path, experiment: str = "ffhq_deblur") -> list[str]:
     """The overrides that run ``experiment`` at CPU size on ``make_small_ffhq(root)``."""
     out = [f"experiment={experiment}", "model=adm_small", f"model.ckpt={root / 'adm_small.pt'}",
            "dataset.image_size=64", f"dataset.root={root / 'test'}", "diffusion.T=3",
-           "image_metrics.standin=true", "logger=none", "progress=false"]
+           "image_metrics.standin=true", "logger=none", "progress=false", "outputs.images=false"]
     if "diffpir" in experiment:
         out.append("sampler.steps=3")
     return out

@@ -29,7 +29,7 @@ from vsdr.training.vlb import vlb_variance_term
 TINY = ["experiment=images_small", "dataset.generate=null", "model.channel_mult=[1,2]",
         "diffusion.T=10", "trainer.max_steps=3", "train.batch_size=4", "data.n_train=6",
         "data.limit=4", "lam=[0,1]", "image_metrics.fid=true", "logger=none", "progress=false",
-        "data.net_batch=8"]
+        "data.net_batch=8", "outputs.images=false"]
 
 
 def write_blobs(folder, n, seed):

@@ -14,7 +14,8 @@ def test_images_small_shows_the_tradeoff(tmp_path, cache_dir):
     root = tmp_path / "digits16"
     cfg = compose_cfg(["experiment=images_small", f"dataset.generate={root}",
                        f"dataset.root={root / 'test'}", f"dataset.train_root={root / 'train'}",
-                       "data.limit=48", "lam=[0,0.5,1]", "logger=none", "progress=false"])
+                       "data.limit=48", "lam=[0,0.5,1]", "logger=none", "progress=false",
+                       "outputs.images=false"])
     rows = {r["value"]: r for r in run_job(cfg, tmp_path / "job")}
     mse = [rows[v]["mse"] for v in (0.0, 0.5, 1.0)]
     assert mse[0] < mse[1] < mse[2], mse

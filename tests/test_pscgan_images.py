@@ -30,7 +30,7 @@ from vsdr.training.pscgan_module import PSCGANModule, first_moment_penalty, grad
 #: a digits PSCGAN job that takes seconds: 3 training steps on 6 blobs, 3 test images
 TINY = ["experiment=images_small_pscgan", "dataset.generate=null", "sampler.gan.train.steps=3",
         "sampler.gan.train.batch_size=4", "data.n_train=6", "data.limit=3", "sampler.values=[1,2]",
-        "logger=none", "progress=false"]
+        "logger=none", "progress=false", "outputs.images=false"]
 
 
 # ---------------------------------------------------------------- networks

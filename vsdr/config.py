@@ -1,6 +1,7 @@
 """vsdr's side of the Hydra config: building a component from its node (``instantiate``, with
 unknown keys refused by name) and the ``vsdr.tuned_zeta`` resolver that reads the ζ(λ) tables
-tuned per data set, operator, form and σ (``conf/tuned/``)."""
+tuned per data set, operator, form and σ (``conf/tuned/``), and ``vsdr.image_data`` (whether the
+data are images)."""
 from __future__ import annotations
 
 import inspect
@@ -95,6 +96,20 @@ def tuned_zeta(field: str, *, _root_: DictConfig):
     return list(OmegaConf.to_container(table, resolve=True)[field])
 
 
+def image_data(*, _root_: DictConfig) -> bool:
+    """``${vsdr.image_data:}``: whether ``dataset=`` builds an ``ImageDataset`` (read from its
+    ``_target_``; false when it names none or one that cannot be imported)."""
+    from vsdr.data.images import ImageDataset
+
+    try:
+        cls = target_of(_root_.dataset, "dataset")
+    except ConfigError:
+        return False
+    return isinstance(cls, type) and issubclass(cls, ImageDataset)
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("vsdr.tuned_zeta"):
         OmegaConf.register_new_resolver("vsdr.tuned_zeta", tuned_zeta)
+    if not OmegaConf.has_resolver("vsdr.image_data"):
+        OmegaConf.register_new_resolver("vsdr.image_data", image_data)

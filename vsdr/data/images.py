@@ -1,8 +1,9 @@
 """Image data: a folder of PNG/JPEG files (FFHQ's layout), pixels scaled to ``[−1, 1]``
-(DPS: ``ToTensor`` then ``(x − 0.5)/0.5``; docs/METHOD.md §8, DPS)."""
+(DPS: ``ToTensor`` then ``(x − 0.5)/0.5``; docs/METHOD.md §8, DPS). ``FolderImages``: any
+folder of photos, each centre-cropped to a square and resized to the model's side."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,17 +28,33 @@ def list_images(root: str | Path, key: str = "dataset.root") -> list[Path]:
 def read_image(path: str | Path, image_size: int | None = None) -> Tensor:
     """One image as ``(3, H, W)`` float32 in ``[−1, 1]`` (grey or RGBA converted to RGB);
     ``ConfigError`` naming the file when it cannot be read or is not ``image_size²``."""
+    arr = np.asarray(open_rgb(path), dtype=np.uint8)
+    h, w = arr.shape[:2]
+    if image_size is not None and (h, w) != (image_size, image_size):
+        raise ConfigError(f"image {path} is {w}×{h}, expected {image_size}×{image_size} (dataset.image_size)")
+    return to_tensor(arr)
+
+
+def to_tensor(arr: np.ndarray) -> Tensor:
+    """``(H, W, 3)`` uint8 → ``(3, H, W)`` float32 in ``[−1, 1]`` (``v / 127.5 − 1``)."""
+    return torch.from_numpy(np.array(arr, dtype=np.uint8)).permute(2, 0, 1).float().div(127.5).sub(1.0)
+
+
+def open_rgb(path: str | Path):
+    """The image of ``path`` as an RGB PIL image, loaded: grey, palette and RGBA images
+    converted by PIL's ``convert("RGB")`` (grey in all three channels, alpha dropped, the
+    colours kept); 16-bit grey (``I;16``) first reduced to its top 8 bits (PIL would clip it
+    to white). ``ConfigError`` naming the file when it cannot be read."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
-            arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, ValueError) as e:
-        raise ConfigError(f"cannot read image {path} ({e})") from e
-    h, w = arr.shape[:2]
-    if image_size is not None and (h, w) != (image_size, image_size):
-        raise ConfigError(f"image {path} is {w}×{h}, expected {image_size}×{image_size} (dataset.image_size)")
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div(127.5).sub(1.0)
+            if im.mode.startswith("I;16"):
+                im = Image.fromarray((np.asarray(im, dtype=np.uint16) >> 8).astype(np.uint8))
+            return im.convert("RGB")
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
+        raise ConfigError(f"cannot read image {path} ({e}): remove it from the folder or replace it "
+                          "with a readable PNG or JPEG") from e
 
 
 def to_uint8(x: Tensor) -> np.ndarray:
@@ -88,6 +105,62 @@ def folder_problems(folder: Path, count: int | None, size: int) -> list[str]:
     return out
 
 
+#: PIL's filters ``dataset.resize`` may name; PIL's ``resize`` antialiases: when it shrinks, the
+#: filter's support is widened by the scale factor (a proper low-pass, unlike a plain
+#: ``F.interpolate``)
+RESIZE_FILTERS = ("bicubic", "bilinear", "lanczos", "box", "nearest")
+#: the crops ``dataset.crop`` may name
+CROPS = ("center",)
+
+
+def center_square(width: int, height: int) -> tuple[int, int, int, int]:
+    """The box ``(left, top, right, bottom)`` of the largest centred square of a
+    ``width × height`` image: the longer side trimmed equally at both ends, an odd excess's
+    extra pixel at the right (bottom)."""
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    return left, top, left + side, top + side
+
+
+def resize_filter(resize: str):
+    """PIL's resampling filter named ``resize`` (one of ``RESIZE_FILTERS``), else ``ConfigError``."""
+    from PIL import Image
+
+    if resize not in RESIZE_FILTERS:
+        raise ConfigError(f"dataset.resize={resize!r} is not one of {list(RESIZE_FILTERS)} (PIL's filters)")
+    return Image.Resampling[resize.upper()]
+
+
+def load_square(path: str | Path, size: int, resize: str = "bicubic") -> Tensor:
+    """The image of ``path`` as ``(3, size, size)`` float32 in ``[−1, 1]``: RGB (``open_rgb``),
+    turned upright by its EXIF orientation (phone photos), its centred square
+    (``center_square``), resized to ``size²`` with PIL's ``resize`` filter (kept as it is when
+    already ``size²``)."""
+    from PIL import ImageOps
+
+    resample = resize_filter(resize)
+    im = ImageOps.exif_transpose(open_rgb(path))
+    im = im.crop(center_square(*im.size))
+    if im.size != (size, size):
+        im = im.resize((size, size), resample)
+    return to_tensor(np.asarray(im, dtype=np.uint8))
+
+
+def unique_names(files: Sequence[Path], root: Path) -> list[str]:
+    """One name per file for what is written about it (restored/): its stem; where two files
+    share a stem, their path under ``root`` with ``/`` and ``.`` as ``_`` (``a/x.png`` →
+    ``a_x_png``); should even those collide, the position (``00003_``) in front of every name."""
+    stems = [f.stem for f in files]
+    if len(set(stems)) == len(stems):
+        return stems
+    seen = {s: stems.count(s) for s in stems}
+    names = [f.relative_to(root).as_posix().replace("/", "_").replace(".", "_") if seen[s] > 1 else s
+             for f, s in zip(files, stems)]
+    if len(set(names)) == len(names):
+        return names
+    return [f"{i:05d}_{n}" for i, n in enumerate(names)]
+
+
 class ImageFolder:
     """The sorted images of ``root``, the first ``limit`` of them (all when ``None``), each
     ``image_size × image_size`` RGB, as ``[−1, 1]`` tensors."""
@@ -95,8 +168,9 @@ class ImageFolder:
     name = "images"
 
     def __init__(self, root: str | Path, image_size: int = 256, limit: int | None = None,
-                 key: str = "dataset.root"):
+                 key: str = "dataset.root", read: Callable[[Path], Tensor] | None = None):
         self.root, self.image_size = Path(root), int(image_size)
+        self.read = read or (lambda path: read_image(path, self.image_size))
         files = list_images(self.root, key)
         if not files:
             raise ConfigError(f"{key}={self.root} holds no PNG or JPEG images")
@@ -110,7 +184,7 @@ class ImageFolder:
         return len(self.files)
 
     def __getitem__(self, i: int) -> Tensor:
-        return read_image(self.files[i], self.image_size)
+        return self.read(self.files[i])
 
     def load(self, n: int | None = None) -> Tensor:
         """The first ``n`` images (all when ``None``) as ``(n, 3, H, W)`` float32."""
@@ -124,8 +198,9 @@ class ImageTrainSet:
     """The training images of a folder, with the ``sample(n, seed)`` of the point data sets:
     the first ``n`` images (all when fewer; ``seed`` unused, the order is the folder's)."""
 
-    def __init__(self, root: str | Path, image_size: int = 256):
-        self.folder = ImageFolder(root, image_size, key="dataset.train_root")
+    def __init__(self, root: str | Path, image_size: int = 256,
+                 read: Callable[[Path], Tensor] | None = None):
+        self.folder = ImageFolder(root, image_size, key="dataset.train_root", read=read)
 
     def sample(self, n: int, seed: int = 0) -> Tensor:
         return self.folder.load(min(int(n), len(self.folder)))
@@ -164,15 +239,48 @@ class ImageDataset:
             self.prepare()
             self._prepared = True
 
-    def test_images(self, limit: int | None = None) -> Tensor:
-        """The first ``limit`` (else ``self.limit``, else all) test images, ``(n, 3, S, S)``."""
+    def read(self, path: Path) -> Tensor:
+        """One image file as ``(3, S, S)`` in ``[−1, 1]`` (here: exactly ``S²`` already)."""
+        return read_image(path, self.image_size)
+
+    def test_folder(self, limit: int | None = None) -> ImageFolder:
+        """The first ``limit`` (else ``self.limit``, else all) test image files."""
         self.ensure_prepared()
         if self.root is None:
             raise ConfigError(f"dataset={self.name} needs dataset.root=FOLDER of PNG/JPEG images")
         limit = limit if limit is not None else self.limit
-        return ImageFolder(self.root, self.image_size, limit=limit).load()
+        return ImageFolder(self.root, self.image_size, limit=limit, read=self.read)
+
+    def test_images(self, limit: int | None = None) -> Tensor:
+        """The first ``limit`` (else ``self.limit``, else all) test images, ``(n, 3, S, S)``."""
+        return self.test_folder(limit).load()
+
+    def item_names(self, limit: int | None = None) -> list[str]:
+        """The names of the test images in what a job writes about each (restored/): the
+        source files' stems (``unique_names``)."""
+        folder = self.test_folder(limit)
+        return unique_names(folder.files, folder.root)
 
     def training_set(self) -> ImageTrainSet | None:
         """The training images (``sample(n, seed)``), or ``None`` without ``train_root``."""
         self.ensure_prepared()
-        return ImageTrainSet(self.train_root, self.image_size) if self.train_root else None
+        return ImageTrainSet(self.train_root, self.image_size, self.read) if self.train_root else None
+
+
+class FolderImages(ImageDataset):
+    """Any folder of PNG/JPEG photos of any size (``dataset=folder``): each image, in the
+    sorted order of its path under ``root``, converted to RGB (``open_rgb``), turned upright
+    (EXIF), centre-cropped to a square (``crop="center"``, ``center_square``) and resized to
+    ``image_size²`` with PIL's ``resize`` filter (``load_square``)."""
+
+    def __init__(self, root: str | Path | None = None, train_root: str | Path | None = None,
+                 image_size: int = 256, limit: int | None = None, name: str = "folder",
+                 crop: str = "center", resize: str = "bicubic"):
+        super().__init__(root, train_root, image_size, limit, name)
+        if crop not in CROPS:
+            raise ConfigError(f"dataset.crop={crop!r} is not one of {list(CROPS)}")
+        resize_filter(resize)  # refused here, before any image is read
+        self.crop, self.resize = crop, resize
+
+    def read(self, path: Path) -> Tensor:
+        return load_square(path, self.image_size, self.resize)

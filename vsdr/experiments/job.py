@@ -32,6 +32,7 @@ from vsdr.experiments.outputs import (
     write_tables,
 )
 from vsdr.experiments.prior import ddp_worker_rank
+from vsdr.experiments.restored import restore_finished_job, write_restored
 from vsdr.experiments.resume import ChunkStore, finished_rows, results_hash
 from vsdr.experiments.shards import shard_indices
 from vsdr.experiments.validate import validate_config
@@ -115,6 +116,8 @@ def run_job(cfg: DictConfig, job_dir: str | Path) -> list[dict]:
     done = finished_rows(job_dir, rhash)
     if done is not None:
         log.info("vsdr: skipping job %s: its metrics.json matches config hash %s", job_dir, rhash)
+        if wants_images(cfg) and restore_finished_job(job_dir, task.item_names):
+            log.info("vsdr: wrote %s/restored/ from its samples.npz (outputs.images=true)", job_dir)
         task.print_table(done)
         return done
     ensure_writable(job_dir)
@@ -122,6 +125,11 @@ def run_job(cfg: DictConfig, job_dir: str | Path) -> list[dict]:
         rows = compute_and_write(cfg, parts, job_dir, rhash, threads, t_start)
     task.print_table(rows)
     return rows
+
+
+def wants_images(cfg: DictConfig) -> bool:
+    """Whether the job writes restored/ (``outputs.images``; off where a config has no ``outputs``)."""
+    return bool(OmegaConf.select(cfg, "outputs.images", default=False))
 
 
 def compute_and_write(cfg: DictConfig, parts: JobParts, job_dir: Path, rhash: str,
@@ -160,6 +168,9 @@ def compute_and_write(cfg: DictConfig, parts: JobParts, job_dir: Path, rhash: st
                 staged = write_figures(stage, task, rows, test, recon, parts.values,
                                        parts.sampler.knob, parts.title, trajectory_fn(parts, model),
                                        seed)
+                if wants_images(cfg):
+                    write_restored(stage, test.x0, test.y, recon, parts.values, parts.sampler.knob,
+                                   items, task.item_names(len(full)), per_image)
                 write_metadata(stage, metadata(
                     task, rows, resolved, rhash, seed, model=model_info,
                     test_items=len(full), samples_per_image=per_image, threads=threads,

@@ -30,8 +30,9 @@ from vsdr.models.checkpoint import CodeInCheckpoint, read_checkpoint
 log = logging.getLogger(__name__)
 
 #: dotted config keys that never change a job's results (progress bars, logging, where
-#: caches live, how the test points are chunked for sampling)
-IGNORED = ("progress", "logger", "hydra", "paths", "data.batch_size")
+#: caches live, how the test points are chunked for sampling, whether the reconstructions are
+#: also written as PNGs: ``outputs``, copies of samples.npz)
+IGNORED = ("progress", "logger", "hydra", "paths", "data.batch_size", "outputs")
 #: keys that change results but are left out of the hash at their default value, so that jobs
 #: finished before the keys existed keep their hash (and are still skipped on a rerun)
 OMITTED_AT_DEFAULT = {"precision": "fp32", "channels_last": False, "data.samples_per_image": 1,

@@ -136,6 +136,7 @@ RULES: dict[str, Rule] = {
     "image_eval.fd_patch_grey": flag("fd_patch on the channel mean"),
     "image_eval.chroma": flag("the colour speckle column"),
     "image_eval.min_size": whole(1, "smaller images are up-sampled to this side for LPIPS/FID"),
+    "outputs.images": flag("restored/: every reconstruction, measurement and clean image as a PNG"),
     "plots.trajectory_lams": Rule("numbers", "Fig. 2's λ values", 0, 1),
     "plots.trajectories": whole(0, "reverse chains drawn per λ in Fig. 2"),
     "plots.image_rows": whole(1, "test images in image_grid.png"),

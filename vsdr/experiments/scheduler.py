@@ -102,10 +102,10 @@ def job_command(job: Job) -> list[str]:
     """``run.py`` with the job's overrides. A job whose networks are all cached trains nothing,
     so it runs with ``logger=none``: the Lightning training log would hold only a copy of
     ``metrics.csv``, and not loading Lightning saves seconds per job (the results do not
-    depend on the logger)."""
+    depend on the logger). A figure needs no restored/ PNGs: ``outputs.images=false``."""
     trains = any(not p.is_file() for p in job.networks)
     return [sys.executable, str(ROOT / "run.py"), *job.overrides, f"hydra.run.dir={job.out}",
-            "progress=false", *([] if trains else ["logger=none"])]
+            "progress=false", "outputs.images=false", *([] if trains else ["logger=none"])]
 
 
 def start_job(job: Job) -> subprocess.Popen:

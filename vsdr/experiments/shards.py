@@ -1,7 +1,8 @@
 """Large evaluations split into shards: ``data.shard=i data.num_shards=n`` runs the ``i``-th
 of ``n`` contiguous blocks of the test items (points or images); ``gather_shards`` merges the
 shards' per-item reconstructions (``samples.npz``) into one job dir whose ``samples.npz``,
-``items.csv`` and ``metrics.csv`` are identical to those of the unsharded run.
+``items.csv`` and ``metrics.csv`` are identical to those of the unsharded run; the PNGs of the
+shards' ``restored/`` (``outputs.images``) are copied into its ``restored/``.
 
 Identity holds because test item ``j`` draws its measurement noise and its sampler chain
 from seeds of ``(seed, j)`` only (``vsdr.diffusion.noise.per_sample_seeds``), whichever
@@ -24,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from vsdr.errors import ConfigError
 from vsdr.experiments.build import build_job
 from vsdr.experiments.outputs import make_rows, metadata, write_figures, write_metadata, write_tables
+from vsdr.experiments.restored import copy_restored
 from vsdr.experiments.resume import results_hash
 from vsdr.experiments.writer import result_set
 from vsdr.tasks.base import TestSet
@@ -113,6 +115,7 @@ def gather_shards(job_dirs: list[str | Path], out_dir: str | Path) -> list[dict]
     with result_set(out_dir) as stage:  # whole, metrics.json last, or nothing
         write_tables(stage, job.task, rows, test, samples, values, knob, np.arange(n), per_image)
         write_figures(stage, job.task, rows, test, samples, values, knob, job.title, seed=seed)
+        copy_restored(job_dirs, stage)  # restored/: each shard wrote its own items
         write_metadata(stage, metadata(job.task, rows, OmegaConf.to_container(merged, resolve=True),
                                        results_hash(merged), seed, test_items=n // per_image,
                                        samples_per_image=per_image,

@@ -7,7 +7,7 @@ import inspect
 import math
 from collections.abc import Sequence
 
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from vsdr.config import HYDRA_KEYS, META, check_arguments, instantiate, target_of
 from vsdr.data.images import ImageDataset, _absolute, list_images
@@ -312,6 +312,13 @@ def validate_samples_per_image(value, images: bool) -> None:
                           "point is already its own observation (raise data.n_test instead)")
 
 
+def validate_outputs(cfg: DictConfig, images: bool) -> None:
+    """``outputs.images=true`` (restored/) only on image data sets."""
+    if OmegaConf.select(cfg, "outputs.images", default=False) and not images:
+        raise ConfigError(f"outputs.images=true is for image data sets: dataset={cfg.dataset.get('name')} "
+                          "holds points, whose reconstructions are in samples.npz and items.csv")
+
+
 def validate_components(cfg: DictConfig) -> None:
     """Every key of a component's config is an argument of its ``_target_`` (as
     ``vsdr.config.instantiate`` checks when it builds it, here before anything is built):
@@ -427,6 +434,7 @@ def validate_config(cfg: DictConfig) -> None:
     validate_operator_fits_data(cfg, images)
     validate_steps(cfg, cls)
     validate_samples_per_image(cfg.data.get("samples_per_image", 1), images)
+    validate_outputs(cfg, images)
     validate_files(cfg, images)
     validate_gan_fits_data(cfg, images)  # config mistakes first, then missing metric weights
     validate_metric_weights(cfg, images)

@@ -92,6 +92,10 @@ class Task:
         """One dict of metric columns per knob value (``recon``: ``(len(values), n, ...)``)."""
         raise NotImplementedError
 
+    def item_names(self, n: int) -> list[str]:
+        """The names of the ``n`` test items in restored/: the index, zero-padded (``00007``)."""
+        return [f"{i:05d}" for i in range(n)]
+
     def perception(self, rows: list[dict]) -> str:
         """The measure on the DP plot's x axis."""
         return "w2"

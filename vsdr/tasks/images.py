@@ -93,6 +93,13 @@ class ImageTask(Task):
         x0 = self.dataset.test_images(self.limit)
         return TestSet(x0, measure(x0, self.operator, self.sigma_y, seed))
 
+    def item_names(self, n: int) -> list[str]:
+        """The source files' stems (``ImageDataset.item_names``; a user finds their photo), else
+        the index, zero-padded (a data set that is no folder)."""
+        if getattr(self.dataset, "root", None) is None or not hasattr(self.dataset, "item_names"):
+            return super().item_names(n)
+        return self.dataset.item_names(self.limit)
+
     def evaluate(self, test: TestSet, recon: Tensor, values: Sequence[float], seed: int,
                  workdir=None) -> list[dict]:
         """One dict per knob value: MSE/PSNR/SSIM on ``[0, 1]`` images, LPIPS/FID (or their

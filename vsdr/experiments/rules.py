@@ -150,6 +150,9 @@ RULES: dict[str, Rule] = {
     "operator.scale": whole(1, "the super-resolution factor"),
     "operator.rows": whole(1, "the rows of A (measurements per point)"),
     "operator.dim": whole(1, "the columns of A (the dimension of a point)"),
+    "model.path": Rule("text", "the diffusers folder (pipeline or UNet) or hub id of model=diffusers",
+                       null="not set yet: model=diffusers stops and asks for it"),
+    "model.local_files_only": flag("model=diffusers reads model.path from this machine only (no hub)"),
     "dataset.image_size": whole(1, "the images' side in pixels"),
     "dataset.limit": whole(1, "the first `limit` test images", null="all of them"),
 }

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from vsdr.diffusion.broadcast import per_sample
 from vsdr.diffusion.schedule import VPSchedule
 from vsdr.errors import ConfigError
+from vsdr.models.checkpoint import first_line
 
 #: the scheduler settings vsdr reads (diffusers' DDPMScheduler names)
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
@@ -147,6 +148,9 @@ def schedule_of_config(config: dict) -> VPSchedule:
     (diffusers' float32 ``cumprod(1 − β)``) taken as exact, in float64
     (``VPSchedule.from_alpha_bars``)."""
     alphas_cumprod = torch.cumprod(1.0 - scheduler_betas(config), dim=0)
+    if not alphas_cumprod[-1] > 0:
+        raise ConfigError("the diffusers scheduler config does not fit vsdr: its ᾱ reaches 0 in float32 "
+                          f"(step {int((alphas_cumprod > 0).sum())}), so x̂0 is undefined there")
     return VPSchedule.from_alpha_bars(alphas_cumprod.to(torch.float64))
 
 
@@ -223,7 +227,12 @@ class DiffusersEps(nn.Module):
 
         path, lfo = str(path), bool(local_files_only)
         lay = find_layout(path, lfo)
-        self.unet = UNet2DModel.from_pretrained(lay.root, subfolder=lay.unet_sub, local_files_only=lfo)
+        try:  # safetensors only: the weights are read as data, never unpickled
+            self.unet = UNet2DModel.from_pretrained(lay.root, subfolder=lay.unet_sub, local_files_only=lfo,
+                                                    use_safetensors=True, low_cpu_mem_usage=False)
+        except (OSError, ValueError, EnvironmentError) as e:
+            raise ConfigError(f"model.path={path}: its UNet2DModel could not be loaded ({first_line(e)}): "
+                              "vsdr reads its weights from diffusion_pytorch_model.safetensors") from None
         config = scheduler_config(path, lfo)
         self.prediction = config.get("prediction_type", "epsilon")
         self.register_buffer("alpha_bars", schedule_of_config(config).alpha_bars.clone(), persistent=False)

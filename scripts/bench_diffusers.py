@@ -51,7 +51,7 @@ def main() -> None:
     x = torch.randn(args.batch, 3, 16, 16)
     t = torch.full((args.batch,), 50)
     times: dict[str, list[float]] = {k: [] for k in nets}
-    for name, (net, call) in nets.items():  # warm-up
+    for net, call in nets.values():  # warm-up
         step_seconds(net, x, t, call)
     for _ in range(args.reps):
         for name, (net, call) in nets.items():

@@ -56,14 +56,19 @@ def _read_json(root: str, sub: str | None, name: str, local_files_only: bool) ->
     fetched only when ``local_files_only`` is false; ``None`` when there is none."""
     if _is_local(root):
         f = Path(root).expanduser() / (sub or "") / name
-        return json.loads(f.read_text()) if f.is_file() else None
-    from huggingface_hub import hf_hub_download
+        if not f.is_file():
+            return None
+    else:
+        from huggingface_hub import hf_hub_download
 
+        try:
+            f = Path(hf_hub_download(root, name, subfolder=sub, local_files_only=local_files_only))
+        except Exception:  # noqa: BLE001 - not in the cache, not on the hub, no network
+            return None
     try:
-        f = hf_hub_download(root, name, subfolder=sub, local_files_only=local_files_only)
-    except Exception:  # noqa: BLE001 - not in the cache, not on the hub, no network
-        return None
-    return json.loads(Path(f).read_text())
+        return json.loads(f.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{f} is not a readable JSON config ({e}): write it again") from None
 
 
 @functools.lru_cache(maxsize=16)
@@ -72,14 +77,15 @@ def find_layout(path: str, local_files_only: bool = True) -> Layout:
     folder); its scheduler config in ``scheduler/``, beside it, or in ``../scheduler/``.
     ``ConfigError`` (one sentence) when either is missing."""
     where = f"model.path={path}"
-    if not _is_local(path) and local_files_only:
-        raise ConfigError(f"{where} is not a folder and model.local_files_only=true: give a diffusers "
-                          "pipeline folder (unet/, scheduler/) or a UNet2DModel folder, or set "
-                          "model.local_files_only=false to look the id up on the hub")
     if _read_json(path, "unet", "config.json", local_files_only) is not None:
         unet_sub = "unet"
     elif _read_json(path, None, "config.json", local_files_only) is not None:
         unet_sub = None
+    elif not _is_local(path):
+        raise ConfigError(f"{where} is not a folder, and no hub model of that id could be read "
+                          + ("from this machine's hub cache (model.local_files_only=true: nothing is fetched)"
+                             if local_files_only else "(not on the hub, or the hub cannot be reached)")
+                          + ": give a diffusers pipeline folder (unet/, scheduler/) or a UNet2DModel folder")
     else:
         raise ConfigError(f"{where} holds no unet/config.json nor config.json: give a diffusers "
                           "pipeline folder (unet/, scheduler/) or a UNet2DModel folder")

@@ -172,7 +172,7 @@ def test_a_model_that_does_not_fit_is_one_sentence(tmp_path, model, extra, messa
 
 def test_a_missing_folder_is_one_sentence(tmp_path):
     base = job_overrides(tmp_path, tmp_path / "nowhere")
-    with pytest.raises(ConfigError, match=r"nowhere is not a folder, and no hub .* local_files_only=true"):
+    with pytest.raises(ConfigError, match=r"nowhere is not a folder, and no hub .*local_files_only=true"):
         validate_config(compose_cfg(base))
     with pytest.raises(ConfigError, match=r"model.path is not set"):
         validate_config(compose_cfg([*base, "model.path=null"]))

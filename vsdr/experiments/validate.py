@@ -215,7 +215,8 @@ def validate_model_fits_data(cfg: DictConfig, images: bool) -> None:
     problem = fit(OmegaConf.to_container(cfg.model, resolve=True), data_shape(cfg, images),
                   cfg.sampler.get("variance"))
     if problem:
-        raise ConfigError(f"model={name} ({cfg.model.get('path')}) does not fit dataset={data} and "
+        path = cfg.model.get("path")
+        raise ConfigError(f"model={name}{f' ({path})' if path else ''} does not fit dataset={data} and "
                           f"sampler={sampler_class(cfg.sampler).name}: {problem}")
 
 

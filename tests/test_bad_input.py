@@ -144,7 +144,8 @@ def test_choices_and_model_checked_with_the_config(overrides, message, tmp_path,
      "(paper puts ζ(λ)·ĉ inside the reverse-step mean, dps adds ζ·∇‖y − A x̂0‖ after the step, "
      "pigdm is paper with ΠGDM's covariance r_t² A Aᵀ + σ_y² I)"),
     (["dataset=digits", "model=mlp2d"], "vsdr: dataset=digits holds images but model=mlp2d (ScoreMLP) is a "
-     "network for points: choose an image network (model=adm_digits for 16×16 images, adm_small, adm_ffhq)"),
+     "network for points: choose an image network (model=adm_digits for 16×16 images, adm_small, "
+     "adm_ffhq, diffusers)"),
 ])
 def test_cli_choice_and_mismatch_are_one_sentence(overrides, line, tmp_path):
     res = run_cli([*FAST, *overrides, "hydra.run.dir=job"], cwd=tmp_path,

@@ -101,6 +101,14 @@ class VPSchedule:
             )
         return cls(torch.linspace(beta_start, beta_end, T, dtype=torch.float64))
 
+    @classmethod
+    def from_alpha_bars(cls, alpha_bars: Tensor) -> VPSchedule:
+        """The schedule whose ``ᾱ`` is ``alpha_bars`` (decreasing, in (0, 1]): ``β_i = 1 −
+        ᾱ_i/ᾱ_{i−1}`` (``ᾱ_{−1} = 1``), so ``cumprod(1 − β)`` gives ``alpha_bars`` back to
+        rounding (a pretrained model's own table: ``vsdr.models.diffusers_unet``)."""
+        ab = alpha_bars.to(torch.float64)
+        return cls(1.0 - ab / torch.cat([ab.new_ones(1), ab[:-1]]))
+
     def respace(self, steps: int, spacing: str = "even") -> tuple[VPSchedule, list[int]]:
         """The schedule on ``steps`` of the ``T`` times, ``t_k = spaced_timesteps(T, steps,
         spacing)[k]``,
@@ -112,9 +120,7 @@ class VPSchedule:
         and every table (``α'``, ``β̃'``, the variance options) follows from ``β'`` as for any
         schedule (guided-diffusion's ``space_timesteps`` with one section does the same)."""
         times = spaced_timesteps(self.T, steps, spacing)
-        kept = self.alpha_bars[times]
-        betas = 1.0 - kept / torch.cat([kept.new_ones(1), kept[:-1]])
-        return VPSchedule(betas), times
+        return VPSchedule.from_alpha_bars(self.alpha_bars[times]), times
 
     @property
     def T(self) -> int:

@@ -20,9 +20,8 @@ from vsdr.data.images import ImageDataset
 from vsdr.data.toy2d import PointDataset
 from vsdr.errors import ConfigError
 from vsdr.experiments import tracking
-from vsdr.experiments.prior import cache_path, load_or_train_prior
-from vsdr.experiments.pscgan import gan_cache_path, is_official, load_or_train_pscgan
-from vsdr.experiments.validate import lam_values, sampler_class, uses_score_network
+from vsdr.experiments.sources import model_source
+from vsdr.experiments.validate import lam_values, sampler_class
 from vsdr.metrics.bootstrap import Bootstrap
 from vsdr.samplers.base import Sampler
 from vsdr.tasks import AnalyticTask, ImageTask, PointCloudTask, Task
@@ -145,9 +144,9 @@ def build_job(cfg: DictConfig) -> JobParts:
     base = {"dataset": cfg.dataset.name, "operator": cfg.operator.name,
             "sigma": float(cfg.noise.sigma), "sigma_space": str(cfg.noise.space),
             "sampler": sampler.name, "knob": sampler.knob}
-    score = cfg.score.name if cfg.score.name != "network" else ""
+    label = model_source(cfg).label
     title = (f"{base['dataset']}, {base['operator']}, σ_y={base['sigma']:g} ({base['sigma_space']} "
-             f"units), {sampler.name}" + (f", score={score}" if score else ""))
+             f"units), {sampler.name}" + (f", {label}" if label else ""))
     return JobParts(task, sampler, schedule, values, device, base, title)
 
 
@@ -178,31 +177,16 @@ def _one_logger(node: DictConfig, job_dir: Path):
 
 
 def network_files(cfg: DictConfig) -> list[Path]:
-    """The cached network files a job trains when they are missing (``build_score_model``'s
-    dispatch, without building anything): PSCGAN's networks, or the score network of
-    ``score=network``; none when the job loads a given checkpoint or runs a closed-form score.
-    A scheduler of several jobs (``vsdr.experiments.scheduler``) runs one trainer per file."""
-    if cfg.sampler.get("gan") is not None:
-        return [] if cfg.sampler.gan.get("ckpt") or is_official(cfg) else [gan_cache_path(cfg)]
-    if uses_score_network(cfg) and not cfg.model.get("ckpt"):
-        return [cache_path(cfg)]
-    return []
+    """The cached network files a job trains when they are missing (its ``ModelSource``'s
+    ``files``, without building anything): PSCGAN's networks, or the score network of
+    ``score=network``; none when the job loads a given checkpoint, runs a pretrained family or
+    a closed-form score. A scheduler of several jobs (``vsdr.experiments.scheduler``) runs one
+    trainer per file."""
+    return model_source(cfg).files(cfg)
 
 
 def build_score_model(cfg: DictConfig, parts: JobParts, logger) -> tuple[object, dict]:
-    """The model the sampler consumes and a dict saying where it came from: PSCGAN's trained
-    generator (a sampler config with a ``gan`` node), the trained ε-network (``score=network``)
-    or a closed-form score (``exact_prior`` / ``exact_posterior``, analytic data only)."""
-    task, device = parts.task, parts.device
-    if cfg.sampler.get("gan") is not None:
-        return load_or_train_pscgan(cfg, task.training_data(), task.operator, logger, device)
-    if uses_score_network(cfg):
-        train = task.training_data()
-        if train is None and not cfg.model.get("ckpt"):
-            raise ConfigError(f"dataset={cfg.dataset.name} has no train_root: give model.ckpt=PATH "
-                              "of a trained network or dataset.train_root=FOLDER to train one")
-        return load_or_train_prior(cfg, parts.schedule, train, logger, device)
-    if not isinstance(task, AnalyticTask):
-        raise ConfigError(f"score={cfg.score.name} needs a data set with a closed-form prior "
-                          f"(gaussian, mixture), not dataset={cfg.dataset.name}")
-    return task.exact_score(cfg.score.name, parts.schedule), {"source": cfg.score.name}
+    """The model the sampler consumes and a dict saying where it came from, built by the job's
+    ``ModelSource`` (``vsdr.experiments.sources``): the ε-network of ``model=``, a closed-form
+    score, or the networks a sampler brings (PSCGAN's generator)."""
+    return model_source(cfg).build(cfg, parts, logger)

@@ -11,13 +11,12 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from vsdr.config import instantiate
+from vsdr.config import instantiate, target_of
 from vsdr.console import quiet_logs, training_progress
 from vsdr.diffusion.schedule import VPSchedule
 from vsdr.errors import DDPWorkerDone
-from vsdr.experiments.hashing import config_hash
+from vsdr.experiments.cache import NetworkCache
 from vsdr.experiments.lock import env_rank
-from vsdr.experiments.writer import write_checkpoint
 from vsdr.models.precondition import PreconditionedEps
 from vsdr.models.random_init import unzero
 from vsdr.models.score import NetworkPrior, load_state_strict
@@ -26,9 +25,10 @@ from vsdr.training.batches import RandomBatches
 log = logging.getLogger(__name__)
 
 #: keys of ``model=`` that are not the network's constructor arguments and do not change the
-#: trained weights: where to load them from (and where that file is published), and how many
-#: rows one network call takes
-MODEL_META = ("ckpt", "net_batch", "file", "published")
+#: trained weights: where to load them from (and where that file is published), how many
+#: rows one network call takes, and a pretrained family's schedule (``model.schedule``, which
+#: ``diffusion`` points at: conf/model/diffusers.yaml)
+MODEL_META = ("ckpt", "net_batch", "file", "published", "schedule")
 
 
 #: the model presets, ``conf/model/<name>.yaml``
@@ -87,11 +87,20 @@ def build_network(cfg: DictConfig, schedule: VPSchedule) -> torch.nn.Module:
     return net
 
 
+def network_cache(cfg: DictConfig) -> NetworkCache:
+    """The score network's cache entry: ``<dataset>-<model>-<hash of training_key>.pt``."""
+    return NetworkCache(str(cfg.paths.cache_dir), f"{cfg.dataset.name}-{cfg.model.name}",
+                        training_key(cfg), label="score network")
+
+
 def cache_path(cfg: DictConfig) -> Path:
-    key = training_key(cfg)
-    return Path(hydra.utils.to_absolute_path(cfg.paths.cache_dir)) / (
-        f"{cfg.dataset.name}-{cfg.model.name}-{config_hash(key)}.pt"
-    )
+    return network_cache(cfg).path
+
+
+def is_pretrained(cfg: DictConfig) -> bool:
+    """``model=`` is a pretrained family (its class sets ``pretrained = True``, e.g.
+    ``model=diffusers``): built with its weights, never trained or cached."""
+    return bool(getattr(target_of(cfg.model, "model"), "pretrained", False))
 
 
 def make_trainer(trainer: DictConfig, logger, progress: bool, steps: int | None = None, **overrides):
@@ -151,30 +160,27 @@ def load_or_train_prior(cfg: DictConfig, schedule: VPSchedule, dataset, logger,
     """The job's ``NetworkPrior`` and a dict describing where its weights came from."""
     net = build_network(cfg, schedule)
     info: dict = {"params": sum(p.numel() for p in net.parameters())}
-    if cfg.model.get("ckpt"):
+    if is_pretrained(cfg):
+        info.update(source="pretrained", **getattr(net, "info", {}))
+    elif cfg.model.get("ckpt"):
         load_state_strict(net, hydra.utils.to_absolute_path(cfg.model.ckpt))
         info.update(source="model.ckpt", path=str(cfg.model.ckpt))
     else:
-        path = cache_path(cfg)
-        info["path"] = str(path)
-        if path.is_file():
-            rank = slurm_worker_rank(cfg.trainer)
-            if rank:  # nothing to train: rank 0 alone runs the job
-                log.info("vsdr: DDP rank %d: the network is cached, nothing to do", rank)
-                raise DDPWorkerDone(f"DDP rank {rank} has nothing to train")
-            load_state_strict(net, path, what="cached checkpoint")
-            info["source"] = "cache"
-            log.info("score network: reusing %s", path)
-        else:
-            log.info("score network: no checkpoint for this config, training (%s)", path.name)
+        cache = network_cache(cfg)
+        rank = slurm_worker_rank(cfg.trainer)
+        if rank and cache.exists():  # nothing to train: rank 0 alone runs the job
+            log.info("vsdr: DDP rank %d: the network is cached, nothing to do", rank)
+            raise DDPWorkerDone(f"DDP rank {rank} has nothing to train")
+
+        def train() -> tuple[torch.nn.Module, float]:
             tr = cfg.train
             points = dataset.sample(int(cfg.data.n_train), seed=int(tr.seed))
-            net, seconds = train_network(
+            return train_network(
                 net, schedule, points, make_trainer(cfg.trainer, logger, cfg.progress),
                 lr=tr.lr, ema_decay=tr.ema_decay, batch_size=int(tr.batch_size),
                 steps=int(cfg.trainer.max_steps), seed=int(tr.seed))
-            write_checkpoint(path, net.state_dict(),
-                             {"training_key": training_key(cfg), "train_seconds": seconds})
-            info.update(source="trained", train_seconds=seconds)
+
+        net, where = cache.load_or_train(net, train)
+        info.update(where)
     net = net.to(device).eval().requires_grad_(False)
     return NetworkPrior(net, schedule), info

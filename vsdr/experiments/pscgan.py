@@ -14,9 +14,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from vsdr.config import instantiate
 from vsdr.errors import ConfigError
-from vsdr.experiments.hashing import config_hash
+from vsdr.experiments.cache import NetworkCache
 from vsdr.experiments.prior import make_trainer
-from vsdr.experiments.writer import write_checkpoint
 from vsdr.models.cgan import ConditionalGenerator
 from vsdr.models.score import load_state_strict
 from vsdr.tasks.images import sigma_in_pm1
@@ -47,9 +46,14 @@ def gan_training_key(cfg: DictConfig) -> dict:
             "n_train": int(cfg.data.n_train), "sigma": train_sigma(cfg), "gan": gan}
 
 
+def gan_cache(cfg: DictConfig) -> NetworkCache:
+    """PSCGAN's cache entry: ``<dataset>-pscgan-<hash of gan_training_key>.pt``."""
+    return NetworkCache(str(cfg.paths.cache_dir), f"{cfg.dataset.name}-pscgan", gan_training_key(cfg),
+                        label="PSCGAN")
+
+
 def gan_cache_path(cfg: DictConfig) -> Path:
-    return Path(hydra.utils.to_absolute_path(cfg.paths.cache_dir)) / (
-        f"{cfg.dataset.name}-pscgan-{config_hash(gan_training_key(cfg))}.pt")
+    return gan_cache(cfg).path
 
 
 def build_gan(cfg: DictConfig) -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -86,7 +90,7 @@ def train_gan(generator, critic, points, operator, sigma: float, trainer, M: int
 
 def is_official(cfg: DictConfig) -> bool:
     """``sampler.gan`` is the published PSCGAN (``format: official``): loaded, never trained."""
-    return cfg.sampler.get("gan") is not None and cfg.sampler.gan.get("format") == "official"
+    return cfg.sampler.gan.get("format") == "official"
 
 
 def load_official_pscgan(cfg: DictConfig, generator, critic, info: dict,
@@ -119,30 +123,32 @@ def load_or_train_pscgan(cfg: DictConfig, dataset, operator, logger,
     if is_official(cfg):
         return load_official_pscgan(cfg, generator, critic, info, device)
     info["train_sigma"] = train_sigma(cfg)
+    pair = torch.nn.ModuleDict({"generator": generator, "critic": critic})
     ckpt = cfg.sampler.gan.get("ckpt")
-    path = Path(hydra.utils.to_absolute_path(ckpt)) if ckpt else gan_cache_path(cfg)
-    info["path"] = str(path)
-    if ckpt or path.is_file():
-        load_state_strict(torch.nn.ModuleDict({"generator": generator, "critic": critic}), path,
-                          what="sampler.gan.ckpt" if ckpt else "cached PSCGAN checkpoint")
-        info["source"] = "sampler.gan.ckpt" if ckpt else "cache"
+    if ckpt:
+        path = Path(hydra.utils.to_absolute_path(ckpt))
+        load_state_strict(pair, path, what="sampler.gan.ckpt")
+        info.update(path=str(path), source="sampler.gan.ckpt")
         log.info("PSCGAN: reusing %s", path)
     else:
-        if dataset is None:
+        if dataset is None and not gan_cache(cfg).exists():
             raise ConfigError(f"dataset={cfg.dataset.name} has no training images (dataset.train_root) "
                               "to train PSCGAN on: give dataset.train_root=FOLDER or sampler.gan.ckpt=PATH")
-        log.info("PSCGAN: no checkpoint for σ=%g, training (%s)", info["train_sigma"], path.name)
-        tr = cfg.sampler.gan.train
-        seconds = train_gan(
-            generator, critic, dataset.sample(int(cfg.data.n_train), seed=int(tr.seed)), operator,
-            train_sigma(cfg),
-            make_trainer(cfg.trainer, logger, cfg.progress, steps=int(tr.steps), max_steps=-1, max_epochs=1),
-            M=int(tr.M), gp_weight=float(tr.gp_weight), adv_weight=float(tr.adv_weight),
-            lr=float(tr.lr), betas=tr.betas, batch_size=int(tr.batch_size), steps=int(tr.steps),
-            seed=int(tr.seed), ema_decay=None if tr.get("ema_decay") is None else float(tr.ema_decay),
-            penalty=str(tr.get("penalty", "sum")))
-        state = torch.nn.ModuleDict({"generator": generator, "critic": critic}).state_dict()
-        write_checkpoint(path, state, {"training_key": gan_training_key(cfg), "train_seconds": seconds})
-        info.update(source="trained", train_seconds=seconds)
+
+        def train() -> tuple[torch.nn.Module, float]:
+            tr = cfg.sampler.gan.train
+            seconds = train_gan(
+                generator, critic, dataset.sample(int(cfg.data.n_train), seed=int(tr.seed)), operator,
+                train_sigma(cfg),
+                make_trainer(cfg.trainer, logger, cfg.progress, steps=int(tr.steps), max_steps=-1,
+                             max_epochs=1),
+                M=int(tr.M), gp_weight=float(tr.gp_weight), adv_weight=float(tr.adv_weight),
+                lr=float(tr.lr), betas=tr.betas, batch_size=int(tr.batch_size), steps=int(tr.steps),
+                seed=int(tr.seed), ema_decay=None if tr.get("ema_decay") is None else float(tr.ema_decay),
+                penalty=str(tr.get("penalty", "sum")))
+            return pair, seconds
+
+        _, where = gan_cache(cfg).load_or_train(pair, train, what="cached PSCGAN checkpoint")
+        info.update(where)
     generator = generator.to(device).eval().requires_grad_(False)
     return ConditionalGenerator(generator), info

@@ -158,6 +158,9 @@ RULES: dict[str, Rule] = {
     "operator.tol": Rule("number", "the relative tolerance of a deepinv operator's conjugate gradients", 0,
                          open_low=True),
     "operator.max_iter": whole(1, "the iterations of a deepinv operator's conjugate gradients at most"),
+    "model.path": Rule("text", "the diffusers folder (pipeline or UNet) or hub id of model=diffusers",
+                       null="not set yet: model=diffusers stops and asks for it"),
+    "model.local_files_only": flag("model=diffusers reads model.path from this machine only (no hub)"),
     "dataset.image_size": whole(1, "the images' side in pixels"),
     "dataset.limit": whole(1, "the first `limit` test images", null="all of them"),
 }
@@ -199,7 +202,7 @@ def root_schema() -> DictConfig:
 def group_keys() -> dict[str, set[str] | None]:
     """The groups of the root defaults list that land at a key of their name (``dataset``,
     ``sampler``, …) and, for a group of plain settings (no option has a ``_target_`` or a
-    defaults list: ``noise``, ``score``, ``tuned``), the keys its options set; ``None`` for the
+    defaults list: ``noise``, ``tuned``), the keys its options set; ``None`` for the
     others (their keys are checked against their constructors, or by Lightning)."""
     groups: dict[str, set[str] | None] = {}
     for entry in root_schema().defaults:
@@ -231,7 +234,7 @@ def check_unknown_keys(cfg: DictConfig) -> None:
     """``ConfigError`` naming the first key of ``cfg`` that vsdr's config does not have: a
     top-level key that is neither in ``conf/config.yaml`` nor a group (``+foo=1``), a key of
     one of its sections that the section does not have (``+data.foo=1``), a key of a group
-    without a ``_target_`` (``noise``, ``score``) that none of its options sets. Keys of
+    without a ``_target_`` (``noise``, ``tuned``) that none of its options sets. Keys of
     components with a ``_target_`` are their constructor's arguments (``validate_components``)."""
     schema, groups = root_schema(), group_keys()
     for key in cfg:

@@ -15,8 +15,9 @@ from vsdr.diffusion.guidance import FORMS
 from vsdr.diffusion.schedule import SPACINGS
 from vsdr.diffusion.variance import VARIANCES, renamed_variance
 from vsdr.errors import ConfigError
-from vsdr.experiments.prior import MODEL_META
+from vsdr.experiments.prior import MODEL_META, is_pretrained
 from vsdr.experiments.rules import check_rules, check_unknown_keys
+from vsdr.experiments.sources import model_source
 from vsdr.metrics.image import BACKBONE_FILES, find_backbone, find_inception
 from vsdr.operators._fft import BOUNDARIES
 from vsdr.samplers.base import Knob, Sampler
@@ -185,27 +186,46 @@ def validate_choices(cfg: DictConfig, images: bool) -> None:
 
 
 def uses_score_network(cfg: DictConfig) -> bool:
-    """Whether the job runs ``model=``'s network: ``score=network`` and a sampler without
-    networks of its own (PSCGAN's ``sampler.gan``)."""
-    return cfg.score.get("name") == "network" and cfg.sampler.get("gan") is None
+    """Whether the job runs ``model=``'s network: its ``ModelSource`` (``score=``, or the
+    networks a sampler brings) says so."""
+    return model_source(cfg).uses_model
+
+
+def own_networks(cfg: DictConfig) -> bool:
+    """The sampler brings its own networks (``Sampler.own_networks``: PSCGAN's ``sampler.gan``)."""
+    return bool(getattr(sampler_class(cfg.sampler), "own_networks", False))
 
 
 def validate_model_fits_data(cfg: DictConfig, images: bool) -> None:
     """The score network of ``model=`` takes the data of ``dataset=``: an image network
-    (its constructor takes ``image_size``) for images, a point network for points (checked
-    when the job uses the network: ``score=network`` and a sampler without its own networks)."""
+    for images, a point network for points (checked when the job uses the network:
+    ``score=network`` and a sampler without its own networks); then the family's own check,
+    when its class has one (``fit_problem(node, item shape, sampler.variance)``: a pretrained
+    model's size, channels and prediction type, read from its files)."""
     if not uses_score_network(cfg):
         return
     model_cls = target_of(cfg.model, "model")
-    check_network_kind(model_cls, f"model={cfg.model.get('name')}", cfg.dataset.get("name"), images,
-                       "an image network (model=adm_digits for 16×16 images, adm_small, adm_ffhq)",
-                       "a point network (model=mlp2d)")
+    name, data = cfg.model.get("name"), cfg.dataset.get("name")
+    check_network_kind(model_cls, f"model={name}", data, images,
+                       "an image network (model=adm_digits for 16×16 images, adm_small, adm_ffhq, "
+                       "diffusers)", "a point network (model=mlp2d)")
+    fit = getattr(model_cls, "fit_problem", None)
+    if fit is None:
+        return
+    problem = fit(OmegaConf.to_container(cfg.model, resolve=True), data_shape(cfg, images),
+                  cfg.sampler.get("variance"))
+    if problem:
+        path = cfg.model.get("path")
+        raise ConfigError(f"model={name}{f' ({path})' if path else ''} does not fit dataset={data} and "
+                          f"sampler={sampler_class(cfg.sampler).name}: {problem}")
 
 
 def check_network_kind(cls, key: str, data: str, images: bool, image_choice: str, point_choice: str) -> None:
     """``ConfigError`` when the network class ``cls`` (given by ``key``) does not take the data
     of ``dataset=data``: image networks are those whose constructor takes ``image_size``."""
-    image_net = "image_size" in inspect.signature(cls).parameters
+    image_net = getattr(cls, "images", None)  # a family's class may say so; else its constructor
+    if image_net is None:
+        image_net = "image_size" in inspect.signature(cls).parameters
     net = f"{key} ({getattr(cls, '__name__', cls)})"
     if images and not image_net:
         raise ConfigError(f"dataset={data} holds images but {net} is a network for points: choose "
@@ -219,9 +239,9 @@ def validate_gan_fits_data(cfg: DictConfig, images: bool) -> None:
     """PSCGAN's networks (``sampler.gan``) take the data of ``dataset=``: an image generator (its
     constructor takes ``image_size``) for images, a point generator for points; and they can be
     had: ``sampler.gan.ckpt`` is a file, or there are training images to train them on."""
-    gan = cfg.sampler.get("gan")
-    if gan is None:
+    if not own_networks(cfg):
         return
+    gan = cfg.sampler.gan
     check_network_kind(target_of(gan.get("generator"), "sampler.gan.generator"), "sampler.gan.generator",
                        cfg.dataset.get("name"), images,
                        "image networks (gan@sampler.gan=conv_digits for 16×16 images, conv_ffhq)",
@@ -284,7 +304,7 @@ def validate_files(cfg: DictConfig, images: bool) -> None:
         if not list_images(folder):
             raise ConfigError(f"dataset.root={folder} holds no PNG or JPEG image: {what} are expected "
                               "there" + _published(data))
-    if not uses_score_network(cfg):
+    if not uses_score_network(cfg) or is_pretrained(cfg):
         return
     model = cfg.model
     name = model.get("file") or "the checkpoint"
@@ -325,9 +345,10 @@ def validate_components(cfg: DictConfig) -> None:
     ``dataset``, ``sampler`` (and PSCGAN's ``sampler.gan`` networks), ``model``, ``diffusion``,
     ``image_metrics``. ``operator`` is built by ``validate_operator_fits_data``."""
     nodes = [("dataset", cfg.dataset, ()), ("sampler", cfg.sampler, ()), ("model", cfg.model, MODEL_KEYS),
-             ("diffusion", cfg.diffusion, ()), ("image_metrics", cfg.get("image_metrics"), ())]
-    gan = cfg.sampler.get("gan")
-    if gan is not None:
+             ("diffusion", cfg.diffusion, ()), ("image_metrics", cfg.get("image_metrics"), ()),
+             ("score", cfg.score, ())]
+    if own_networks(cfg):
+        gan = cfg.sampler.gan
         nodes += [("sampler.gan.generator", gan.get("generator"), ()),
                   ("sampler.gan.critic", gan.get("critic"), ())]
     for group, node, extra in nodes:
@@ -377,12 +398,20 @@ def validate_operator_fits_data(cfg: DictConfig, images: bool) -> None:
                       f"({what}): {problem}; {fix}")
 
 
+def diffusion_steps(cfg: DictConfig) -> int:
+    """The diffusion's T: ``diffusion.T``, or the length of the schedule its ``_target_`` builds
+    (a pretrained family's, read from its folder)."""
+    if cfg.diffusion.get("T") is not None:
+        return int(cfg.diffusion.T)
+    return instantiate(cfg.diffusion, "diffusion").T
+
+
 def validate_steps(cfg: DictConfig, cls: type[Sampler]) -> None:
     """A sampler's ``sampler.steps`` (ours' K, DiffPIR's grid) against the diffusion's T: at
     most ``diffusion.T``; ``null`` (all T) only where the sampler's constructor defaults to it."""
     if "steps" not in cfg.sampler:
         return
-    steps, T = cfg.sampler.steps, int(cfg.diffusion.T)
+    steps, T = cfg.sampler.steps, diffusion_steps(cfg)
     param = inspect.signature(cls).parameters.get("steps")
     null_fits = param is None or param.default is None
     if steps is None and not null_fits:

@@ -75,6 +75,8 @@ class Sampler:
     needs_positive_sigma: ClassVar[bool] = False
     #: the knob whose values come from the top-level ``lam`` rather than ``sampler.values``
     uses_lam: ClassVar[bool] = False
+    #: the sampler brings its own trained networks (``sampler.gan``: PSCGAN's) and takes no score
+    own_networks: ClassVar[bool] = False
     #: ``keep_trajectory=True`` returns the chain's states (``SampleResult.trajectory``)
     has_trajectory: ClassVar[bool] = False
 

@@ -29,6 +29,7 @@ class PSCGANSampler(Sampler):
     name = "pscgan"
     label = "PSCGAN"
     knobs = (N_SAMPLES, SIGMA_Z)
+    own_networks = True
 
     def __init__(self, sigma_z: float = 1.0, N: int = 1, knob: str | None = None):
         super().__init__(knob, progress=False)

@@ -108,11 +108,12 @@ class AnalyticTask(Task):
             self._oracles[seed] = make_oracle(self.dataset, self.operator, self.sigma, seed)
         return self._oracles[seed]
 
-    def exact_score(self, kind: str, schedule):
-        """``score=exact_prior`` (the diffused prior's score; the sampler adds its guidance) or
-        ``score=exact_posterior`` (the diffused posterior's score)."""
-        if kind == "exact_prior":
-            return ExactPrior(self.dataset.prior, schedule)
+    def exact_prior(self, schedule) -> ExactPrior:
+        """``score=exact_prior``: the diffused prior's score (the sampler adds its guidance)."""
+        return ExactPrior(self.dataset.prior, schedule)
+
+    def exact_posterior(self, schedule) -> ExactPosterior:
+        """``score=exact_posterior``: the diffused posterior's score of this observation model."""
         A = operator_matrix(self.operator, self.dataset.dim)
         return ExactPosterior(self.dataset.prior, A, self.sigma, schedule)
 

@@ -254,3 +254,18 @@ def test_average_and_marginal_in_a_job(tmp_path, cache_dir):
     rows = run_job(compose_cfg([*FAST, "sampler.steps=10", "sampler.average=3", "sampler.step_rule=marginal",
                                 "data.n_test=16"]), tmp_path / "job")
     assert [r["nfe"] for r in rows] == [30, 30]
+
+
+def test_average_on_images():
+    """``average=2`` on ``(B, C, H, W)`` images: the mean of the two chains, one per seed of
+    ``chain_seeds``, with ``nfe = 2 K``."""
+    sch, K = VPSchedule.linear(T=20), 5
+    y = torch.randn(2, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    seeds, lam = per_sample_seeds(3, range(2)), [0.5, 1.0]
+    avg = VarianceScaledSampler(progress=False, steps=K, average=2)(LinearEps(0.3), y, Identity(), 0.5, lam,
+                                                                    seeds, sch)
+    chains = VarianceScaledSampler(progress=False, steps=K)(
+        LinearEps(0.3), y.repeat_interleave(2, 0), Identity(), 0.5, torch.tensor(lam).repeat_interleave(2),
+        chain_seeds(seeds, 2), sch)
+    assert avg.samples.shape == y.shape and avg.nfe == 2 * K
+    torch.testing.assert_close(avg.samples, chains.samples.reshape(2, 2, 1, 4, 4).mean(1))

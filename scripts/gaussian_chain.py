@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     oracle = task.oracle(int(cfg.seed))
     mu, Sig, d_star = oracle.mean, oracle.cov, oracle.mmse
     lams = [float(v) for v in args.lam.split(",")]
-    print(f"D* = {d_star:.4f}; cells: MSE/D* / W2/√D* (theory {' '.join(f'{1 + l:.2f}/{1 - math.sqrt(l):.3f}' for l in lams)})")
+    theory = " ".join(f"{1 + lam:.2f}/{1 - math.sqrt(lam):.3f}" for lam in lams)
+    print(f"D* = {d_star:.4f}; cells: MSE/D* / W2/√D* (theory {theory})")
     for rule in ("eq12", "marginal"):
         for K in (int(k) for k in args.steps.split(",")):
             sub = schedule if K == schedule.T else schedule.respace(K, str(cfg.sampler.spacing))[0]

@@ -14,7 +14,7 @@ from vsdr.data.analytic import GaussianData, GaussianMixture, MixtureData, poste
 from vsdr.diffusion import PerSampleNoise, VPSchedule, per_sample_seeds
 from vsdr.diffusion.gaussian_chain import chain_moments
 from vsdr.diffusion.noise import chain_seeds
-from vsdr.diffusion.step import jump_covariance, marginal_step, psd_sqrt
+from vsdr.diffusion.step import jump_covariance, psd_sqrt
 from vsdr.errors import ConfigError
 from vsdr.experiments.job import run_job
 from vsdr.metrics import gaussian_w2
@@ -36,11 +36,12 @@ def gaussian_problem():
 
 
 def test_mixture_hessian_is_the_jacobian_of_its_score():
-    mix = GaussianMixture(torch.tensor([0.3, 0.7], dtype=DT), torch.tensor([[-1.0, 0.5], [2.0, -1.0]], dtype=DT),
+    mix = GaussianMixture(torch.tensor([0.3, 0.7], dtype=DT),
+                          torch.tensor([[-1.0, 0.5], [2.0, -1.0]], dtype=DT),
                           torch.tensor([[[1.0, 0.3], [0.3, 0.5]], [[0.4, -0.1], [-0.1, 0.9]]], dtype=DT))
     x = torch.randn(5, 2, dtype=DT, generator=torch.Generator().manual_seed(0))
     for m in (mix, GaussianMixture(mix.weights[:1] / 0.3, mix.means[:1], mix.covs[:1])):
-        want = torch.stack([torch.autograd.functional.jacobian(lambda v: m.score(v[None])[0], row)
+        want = torch.stack([torch.autograd.functional.jacobian(lambda v, m=m: m.score(v[None])[0], row)
                             for row in x])
         torch.testing.assert_close(m.score_jacobian(x), want, rtol=1e-10, atol=1e-12)
     assert mix.score_jacobian(x)[0, 0, 1] != 0      # not the single-Gaussian −P: x matters
@@ -57,7 +58,8 @@ def test_jump_covariance_is_the_gaussian_reverse_variance():
 
 
 def test_psd_sqrt_by_hand():
-    a = torch.tensor([[[4.0, 0.0], [0.0, 9.0]], [[2.0, 1.0], [1.0, 2.0]], [[1.0, 0.0], [0.0, -3.0]]], dtype=DT)
+    a = torch.tensor([[[4.0, 0.0], [0.0, 9.0]], [[2.0, 1.0], [1.0, 2.0]], [[1.0, 0.0], [0.0, -3.0]]],
+                     dtype=DT)
     r = psd_sqrt(a)
     torch.testing.assert_close(r[0], torch.diag(torch.tensor([2.0, 3.0], dtype=DT)))
     torch.testing.assert_close(r[1] @ r[1], a[1])
@@ -203,9 +205,10 @@ def test_average_is_the_mean_of_its_chains(setup):
     one = VarianceScaledSampler(progress=False, steps=10)
     chains = one(prior, y.repeat_interleave(3, 0), Identity(), 0.5, torch.tensor(lam).repeat_interleave(3),
                  chain_seeds(seeds, 3), schedule).samples
-    torch.testing.assert_close(avg.samples, chains.reshape(6, 3, -1).mean(1), rtol=1e-6, atol=1e-6)
-    alone = VarianceScaledSampler(progress=False, steps=10, average=3)(prior, y[2:3], Identity(), 0.5, lam[2:3],
-                                                                       seeds[2:3], schedule)
+    torch.testing.assert_close(avg.samples, chains.reshape(6, 3, -1).mean(1), rtol=1e-6,
+                               atol=1e-6)
+    alone = VarianceScaledSampler(progress=False, steps=10, average=3)(
+        prior, y[2:3], Identity(), 0.5, lam[2:3], seeds[2:3], schedule)
     torch.testing.assert_close(alone.samples, avg.samples[2:3], rtol=1e-6, atol=1e-6)
     assert avg.nfe == 30
     assert not torch.allclose(avg.samples[2], chains[6])  # λ = 1: the chains differ

@@ -154,7 +154,8 @@ class VarianceScaledSampler(Sampler):
                     hessian: bool = False) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """The conditional score, with ``variance='learned_range'`` the network's variance
         channels ``v`` (detached; ``None`` otherwise) and, with ``hessian``, the score's Jacobian
-        ``H_t`` (``(B, d, d)``, ``likelihood_hessian``; ``None`` otherwise). With ``clip_x0`` Tweedie's ``x̂0`` is
+        ``H_t`` (``(B, d, d)``: the exact model's ``score_jacobian``, or ``network_hessian``; ``None``
+        otherwise). With ``clip_x0`` Tweedie's ``x̂0`` is
         clipped to ``[−1, 1]`` (as DPS does) and the prior score is the one of the clipped
         estimate, ``s = (√ᾱ_t x̂0 − x_t)/(1 − ᾱ_t)``; the likelihood term sees it too.
         ``schedule.at(i)`` gives the step's scalars; the model is called at time ``t``

@@ -63,6 +63,23 @@ class GaussianMixture:
         r = torch.softmax(self._component_logp(diff, prec_diff), dim=1)
         return -(r.unsqueeze(-1) * prec_diff).sum(1)
 
+    def score_jacobian(self, x: Tensor) -> Tensor:
+        """The Hessian of ``log p`` at each row of ``x``, ``(B, d, d)``: with ``g_k = −P_k (x − μ_k)``
+        and ``s = Σ_k r_k g_k`` (the score),
+
+            ∇² log p(x) = Σ_k r_k (g_k g_kᵀ − P_k) − s sᵀ,
+
+        which is ``−P`` for one component."""
+        diff, prec_diff = self._precision_residual(x)
+        prec = torch.linalg.inv(self.covs)                                    # (K, d, d)
+        if prec_diff.shape[1] == 1:
+            return (-prec[0]).expand(len(diff), -1, -1)
+        r = torch.softmax(self._component_logp(diff, prec_diff), dim=1)      # (B, K)
+        g = -prec_diff
+        s = (r.unsqueeze(-1) * g).sum(1)
+        outer = torch.einsum("bk,bki,bkj->bij", r, g, g)
+        return outer - torch.einsum("bk,kij->bij", r, prec) - s.unsqueeze(2) * s.unsqueeze(1)
+
     def mean(self) -> Tensor:
         return (self.weights.unsqueeze(-1) * self.means).sum(-2)
 

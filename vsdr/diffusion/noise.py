@@ -12,6 +12,8 @@ from torch import Tensor
 #: the independent random streams of a job, keyed with the job seed and an item index:
 #: test points (or the analytic observation), measurement noise, sampler noise
 STREAM_TEST, STREAM_MEASUREMENT, STREAM_SAMPLER = 1, 2, 3
+#: the extra chains of an averaged sample (``sampler.average``), keyed with the sample's own seed
+STREAM_AVERAGE = 10
 
 
 def per_sample_seeds(seed: int, indices: Sequence[int] | np.ndarray, stream: int = 0) -> list[int]:
@@ -39,6 +41,21 @@ def sample_seeds(seed: int, items: Sequence[int] | np.ndarray, samples_per_item:
         key = [int(seed), STREAM_SAMPLER, j] + ([s] if s else [])
         out.append(int(np.random.SeedSequence(key).generate_state(2, np.uint32)
                        .astype(np.uint64).dot([1 << 31, 1])))
+    return out
+
+
+def chain_seeds(seeds: Sequence[int], chains: int) -> list[int]:
+    """The seeds of ``chains`` chains per sample, sample-major (``b · N + j``): chain 0 keeps the
+    sample's seed (``N = 1`` changes nothing), chain ``j ≥ 1`` draws from
+    ``(seed, STREAM_AVERAGE, j)``. They depend on the sample's seed only, not on the batch."""
+    N = int(chains)
+    if N < 1:
+        raise ValueError(f"chains={N} must be >= 1")
+    out = []
+    for s in seeds:
+        out.append(int(s))
+        out += [int(np.random.SeedSequence([int(s), STREAM_AVERAGE, j]).generate_state(2, np.uint32)
+                    .astype(np.uint64).dot([1 << 31, 1])) for j in range(1, N)]
     return out
 
 

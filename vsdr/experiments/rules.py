@@ -146,6 +146,7 @@ RULES: dict[str, Rule] = {
     "paths.cache_dir": Rule("text", "where trained networks are cached"),
     # component keys (checked where the chosen component has them)
     "sampler.steps": whole(2, "the sampler's reverse steps", null="all diffusion.T steps"),
+    "sampler.average": whole(1, "the chains averaged into one sample"),
     "operator.kernel_size": whole(1, "the blur kernel's side"),
     "operator.std": Rule("number", "the blur's standard deviation in pixels", 0, open_low=True),
     "operator.scale": whole(1, "the super-resolution factor"),

@@ -50,3 +50,11 @@ class ExactPosterior:
         ab = self.schedule.at(i)["alpha_bar"]
         with torch.no_grad():
             return self.posterior(y).diffused(ab).score(x).to(x.dtype)
+
+    def score_jacobian(self, x: Tensor, i: int, y: Tensor) -> Tensor:
+        """``∇_x ∇ log p_t(x_t | y)``, ``(B, d, d)``: the Hessian of the log diffused posterior
+        (``GaussianMixture.score_jacobian``, float64; one matrix expanded over the batch for a
+        Gaussian); not counted as a network evaluation."""
+        ab = self.schedule.at(i)["alpha_bar"]
+        with torch.no_grad():
+            return self.posterior(y).diffused(ab).score_jacobian(x)  # float64

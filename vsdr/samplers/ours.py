@@ -1,6 +1,7 @@
 """The variance-scaled sampler: the paper's Algorithm 1 (docs/METHOD.md §2)."""
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -11,15 +12,22 @@ from vsdr.console import tqdm_options
 from vsdr.diffusion.broadcast import per_sample
 from vsdr.diffusion.checks import check_finite
 from vsdr.diffusion.guidance import FORMS, ZetaTable, check_residual, likelihood_gradient, pigdm_r2
-from vsdr.diffusion.noise import PerSampleNoise
+from vsdr.diffusion.noise import PerSampleNoise, chain_seeds
 from vsdr.diffusion.schedule import SPACINGS, VPSchedule
-from vsdr.diffusion.step import variance_scaled_step
+from vsdr.diffusion.step import jump_covariance, marginal_step, psd_sqrt, variance_scaled_step
 from vsdr.diffusion.tweedie import x0_from_eps
 from vsdr.diffusion.variance import check_variance, reverse_std
 from vsdr.samplers.base import Knob, Sampler, SampleResult, per_sample_knob, signal_shape
 
 #: how the ``dps`` form's pull scales on a respaced schedule (``sampler.dps_scale``)
 DPS_SCALES = ("step", "time")
+
+#: the reverse step (``sampler.step_rule``): eq. 12 with ``σ'² = β'``, or eq. 12's mean with the
+#: jump's own covariance (docs/METHOD.md §2, "Few steps that keep the theory")
+STEP_RULES = ("eq12", "marginal")
+
+#: ``step_rule='marginal'`` forms a ``d × d`` covariance per sample: points only
+MARGINAL_MAX_DIM = 64
 
 #: the paper's knob: the variance scale of every reverse step
 LAM = Knob("lam", "λ", 0.0, 1.0,
@@ -62,6 +70,18 @@ class VarianceScaledSampler(Sampler):
     ``x_{t−1} = x'_{t−1} − ζ ∇‖y − A x̂0‖₂`` applied after the unconditional step.
     A conditional score model (``is_conditional``) replaces the guided score by its exact one.
 
+    ``step_rule='marginal'`` keeps the mean and replaces ``σ'_k² I`` by the covariance of the
+    jump itself, ``Cov[x_s | x_t] = (β'/α')(I + β' H_t)`` with ``H_t = ∇ log p_t(x_t|y)``'s
+    Jacobian: the exact score's (an exact conditional model's ``score_jacobian``) or, for a
+    network with the paper form, ``(√ᾱ J − I)/(1 − ᾱ) − 2ζ w JᵀAᵀA J`` (``J = ∂x̂0/∂x_t`` by
+    ``d`` backward passes; the likelihood's Gauss–Newton Hessian, ``w`` the residual's weight).
+    For Gaussian data and the exact score each step maps ``N(√ᾱ_t μ, λ V_t)`` onto
+    ``N(√ᾱ_s μ, λ V_s)`` exactly, for any K (docs/METHOD.md §2).
+
+    ``average = N``: each sample is the mean of ``N`` chains at its λ, chain ``j`` from
+    ``chain_seeds`` of the sample's seed (chain 0 is the sample's own chain); ``nfe`` counts the
+    network evaluations of all ``N`` chains.
+
     Each sample carries its own λ, so several λ run side by side in one batch; the graph
     through the network is built and freed inside every step (memory flat in ``T``).
     """
@@ -86,8 +106,20 @@ class VarianceScaledSampler(Sampler):
         spacing: str = "even",
         pigdm_prior_var: float = 1.0,
         dps_scale: str = "step",
+        step_rule: str = "eq12",
+        average: int = 1,
     ):
         super().__init__(knob, progress)
+        if step_rule not in STEP_RULES:
+            raise ValueError(f"sampler.step_rule={step_rule!r} is not one of {STEP_RULES}")
+        if step_rule == "marginal" and (form != "paper" or variance != "beta" or clip_x0):
+            raise ValueError("sampler.step_rule=marginal takes the jump's own covariance with the "
+                             "paper form: it needs sampler.form=paper, sampler.variance=beta and "
+                             "sampler.clip_x0=false")
+        self.step_rule = step_rule
+        if isinstance(average, bool) or int(average) != average or average < 1:
+            raise ValueError(f"sampler.average={average!r} must be a whole number >= 1")
+        self.average = int(average)
         if steps is not None and (isinstance(steps, bool) or int(steps) != steps or steps < 2):
             raise ValueError(f"sampler.steps={steps!r} must be null (all T steps) or a whole number >= 2")
         self.steps = None if steps is None else int(steps)
@@ -118,9 +150,12 @@ class VarianceScaledSampler(Sampler):
 
     def score_and_v(self, model, x: Tensor, i: int, y: Tensor, operator, sigma_y: float,
                     zeta: Tensor, schedule: VPSchedule, t: int | None = None,
-                    original: VPSchedule | None = None) -> tuple[Tensor, Tensor | None]:
-        """The conditional score and, with ``variance='learned_range'``, the network's variance
-        channels ``v`` (detached; ``None`` otherwise). With ``clip_x0`` Tweedie's ``x̂0`` is
+                    original: VPSchedule | None = None,
+                    hessian: bool = False) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """The conditional score, with ``variance='learned_range'`` the network's variance
+        channels ``v`` (detached; ``None`` otherwise) and, with ``hessian``, the score's Jacobian
+        ``H_t`` (``(B, d, d)``: the exact model's ``score_jacobian``, or ``network_hessian``; ``None``
+        otherwise). With ``clip_x0`` Tweedie's ``x̂0`` is
         clipped to ``[−1, 1]`` (as DPS does) and the prior score is the one of the clipped
         estimate, ``s = (√ᾱ_t x̂0 − x_t)/(1 − ᾱ_t)``; the likelihood term sees it too.
         ``schedule.at(i)`` gives the step's scalars; the model is called at time ``t``
@@ -130,7 +165,8 @@ class VarianceScaledSampler(Sampler):
         t = i if t is None else t
         if getattr(model, "is_conditional", False):
             with torch.no_grad():
-                return model.score(x, t, y), None
+                score = model.score(x, t, y)
+            return score, None, model.score_jacobian(x, t, y) if hessian else None
         sc = schedule.at(i)
         ab = sc["alpha_bar"]
         with torch.enable_grad():
@@ -146,6 +182,7 @@ class VarianceScaledSampler(Sampler):
             x0_hat = x0_from_eps(x_in, eps, ab)
             if self.clip_x0:
                 x0_hat = x0_hat.clamp(-1.0, 1.0)
+            H = self.network_hessian(x_in, x0_hat, ab, operator, sigma_y, zeta) if hessian else None
             r2 = pigdm_r2(ab, self.pigdm_prior_var) if self.form == "pigdm" else 0.0
             grad = likelihood_gradient(x_in, x0_hat, y, operator, self.form, self.residual,
                                        r2=r2, sigma_y=sigma_y)
@@ -155,11 +192,35 @@ class VarianceScaledSampler(Sampler):
             score = -eps.detach() / (1.0 - ab) ** 0.5
         zeta_b = per_sample(zeta, x)
         if self.form in ("paper", "pigdm"):
-            return score - zeta_b * grad / sigma_y**2, v
+            return score - zeta_b * grad / sigma_y**2, v, H
         if self.dps_scale == "time" and original is not None:
             sc = original.at(t)
         beta, alpha = sc["beta"], sc["alpha"]
-        return score - zeta_b * (alpha**0.5 / beta) * grad, v
+        return score - zeta_b * (alpha**0.5 / beta) * grad, v, H
+
+    def network_hessian(self, x_in: Tensor, x0_hat: Tensor, alpha_bar: float, operator,
+                        sigma_y: float, zeta: Tensor) -> Tensor:
+        """The Jacobian of the paper form's score for a network, ``(B, d, d)``:
+
+            H = (√ᾱ J − I)/(1 − ᾱ) − 2 ζ(λ) w Jᵀ AᵀA J,      J = ∂x̂0/∂x_t,
+
+        the prior score ``(√ᾱ x̂0 − x_t)/(1 − ᾱ)`` differentiated, and the Gauss–Newton Hessian
+        of ``−ζ w ‖y − A x̂0‖²`` (``w``: ``1/σ_y²``, ``1/(σ_y² m)`` for ``residual='mean'``,
+        1 for ``'sum_no_sigma'``). ``J`` takes ``d`` backward passes through the graph of
+        ``x0_hat``, which is kept for the likelihood gradient."""
+        B, d = len(x_in), x_in[0].numel()
+        flat = x0_hat.reshape(B, d)
+        rows = [torch.autograd.grad(flat[:, j].sum(), x_in, retain_graph=True)[0].reshape(B, d)
+                for j in range(d)]
+        J = torch.stack(rows, 1).detach().to(torch.float64)                   # J[b, j, k] = ∂x̂0_j/∂x_k
+        eye = torch.eye(d, dtype=J.dtype, device=J.device)
+        cols = [operator.forward(J[:, :, k].reshape(x_in.shape).to(x_in.dtype)).reshape(B, -1)
+                for k in range(d)]
+        AJ = torch.stack(cols, 2).to(J.dtype)                                  # (B, m, d)
+        w = {"sum": 1.0 / sigma_y**2, "mean": 1.0 / (sigma_y**2 * AJ.shape[1]),
+             "sum_no_sigma": 1.0}[self.residual]
+        zeta_b = zeta.to(J).reshape(-1, 1, 1)
+        return (alpha_bar**0.5 * J - eye) / (1.0 - alpha_bar) - 2.0 * w * zeta_b * AJ.transpose(1, 2) @ AJ
 
     def __call__(
         self,
@@ -174,14 +235,41 @@ class VarianceScaledSampler(Sampler):
         keep_trajectory: bool = False,
         callback: Callable[[int, Tensor], None] | None = None,
     ):
-        """Sample ``x_0`` for each row of ``y`` with its own ``λ = knob[b]`` and seed ``seeds[b]``."""
+        """Sample ``x_0`` for each row of ``y`` with its own ``λ = knob[b]`` and seed ``seeds[b]``
+        (with ``average = N``: the mean of ``N`` chains, ``chain_seeds``)."""
 
         lam = per_sample_knob(knob, seeds, y.shape[0], "λ")
+        N = self.average
+        if N == 1:
+            return self.chain(model, y, operator, sigma_y, lam, seeds, schedule, x_T,
+                              keep_trajectory, callback)
+        if x_T is not None:
+            raise ValueError("sampler.average > 1 draws each chain's x_T from its own seed; "
+                             "x_T cannot be given")
+        B = y.shape[0]
+        out = self.chain(model, y.repeat_interleave(N, 0), operator, sigma_y,
+                         lam.repeat_interleave(N), chain_seeds(seeds, N), schedule, None,
+                         keep_trajectory, callback)
+        mean = out.samples.reshape(B, N, *out.samples.shape[1:]).mean(1)
+        traj = None
+        if out.trajectory is not None:
+            tr = out.trajectory
+            traj = tr.reshape(tr.shape[0], B, N, *tr.shape[2:]).mean(2)
+        return SampleResult(mean, out.nfe * N, traj)
+
+    def chain(self, model, y: Tensor, operator, sigma_y: float, lam: Tensor, seeds: Sequence[int],
+              schedule: VPSchedule, x_T: Tensor | None = None, keep_trajectory: bool = False,
+              callback: Callable[[int, Tensor], None] | None = None) -> SampleResult:
+        """One reverse chain per row of ``y`` (its ``λ = lam[b]``, seed ``seeds[b]``)."""
         times: list[int] | None = None  # network time of each step; None: the step index itself
         T, original = schedule.T, schedule
         if self.steps is not None and self.steps != T:
             schedule, times = schedule.respace(self.steps, self.spacing)
         shape = signal_shape(y, operator) if x_T is None else x_T.shape[1:]
+        marginal = self.step_rule == "marginal"
+        if marginal and math.prod(shape) > MARGINAL_MAX_DIM:
+            raise ValueError(f"sampler.step_rule=marginal forms a d × d covariance per sample; "
+                             f"d = {math.prod(shape)} is more than {MARGINAL_MAX_DIM}")
         noise = PerSampleNoise(seeds, shape, schedule.T, dtype=y.dtype)
         x = noise.initial() if x_T is None else x_T.clone()
         x = x.to(y.device)
@@ -192,12 +280,17 @@ class VarianceScaledSampler(Sampler):
         steps = range(schedule.T - 1, -1, -1)
         for i in tqdm(steps, desc="sampling", **tqdm_options(self.progress)):
             t = i if times is None else times[i]
-            score, v = self.score_and_v(model, x, i, y, operator, sigma_y, zeta, schedule, t,
-                                        original)
-            z = noise.next().to(x) if i > 0 else None
-            sigma = reverse_std(schedule, i, self.variance, v)
+            score, v, H = self.score_and_v(model, x, i, y, operator, sigma_y, zeta, schedule, t,
+                                           original, hessian=marginal)
             sc = schedule.at(i)
-            x = variance_scaled_step(x, score, sc["beta"], sc["alpha"], sigma, lam_x, z).detach()
+            if marginal:
+                root = psd_sqrt(jump_covariance(sc["beta"], H.to(torch.float64)))
+                x = marginal_step(x, score, sc["beta"], sc["alpha"], root, lam_x,
+                                  noise.next().to(x)).detach()
+            else:
+                z = noise.next().to(x) if i > 0 else None
+                sigma = reverse_std(schedule, i, self.variance, v)
+                x = variance_scaled_step(x, score, sc["beta"], sc["alpha"], sigma, lam_x, z).detach()
             check_finite(x, t, T, lam, what="x_{t-1}")
             if traj is not None:
                 traj.append(x.clone())

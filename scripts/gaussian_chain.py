@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from vsdr.diffusion.gaussian_chain import chain_moments  # noqa: E402
-from vsdr.experiments.build import build_schedule, build_task  # noqa: E402
-from vsdr.metrics import gaussian_w2  # noqa: E402
+from vsdr.diffusion.gaussian_chain import chain_moments
+from vsdr.experiments.build import build_schedule, build_task
+from vsdr.metrics import gaussian_w2
 
 
 def compose(overrides: list[str]):

@@ -110,7 +110,8 @@ def test_a_three_channel_model_on_grey_data_is_refused(photos, tmp_path):
     root, _ = photos
     folder = save_model(tmp_path / "model", channels=3, T=6)
     cfg = compose_cfg(grey_overrides(tmp_path, root, folder, "ours"))
-    with pytest.raises(ConfigError, match=r"takes 3-channel images but the data set's have 1 channels") as err:
+    message = r"takes 3-channel images but the data set's have 1 channels"
+    with pytest.raises(ConfigError, match=message) as err:
         validate_config(cfg)
     assert "\n" not in str(err.value)
 
@@ -140,3 +141,13 @@ def test_grey_metrics_are_those_of_the_grey_repeated_into_rgb():
     for k in grey:
         assert math.isfinite(grey[k]) and grey[k] == pytest.approx(rgb[k], rel=1e-6, abs=1e-9), k
     assert chroma(x) == 0.0 and math.isfinite(PatchFrechet(3)(x0, x))
+
+
+def test_an_rgb_adm_network_on_grey_data_is_refused(photos):
+    root, _ = photos
+    base = ["dataset=folder", f"dataset.root={root}", "dataset.channels=1", "model=adm_small",
+            "model.ckpt=whatever.pt", "sampler=ours_images", "operator=gaussian_blur_small"]
+    with pytest.raises(ConfigError, match=r"model=adm_small does not fit dataset=folder and sampler=ours: "
+                       r"it takes 3-channel images but the data set's have 1 channels") as err:
+        validate_config(compose_cfg(base))
+    assert "\n" not in str(err.value)

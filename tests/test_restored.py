@@ -70,14 +70,17 @@ def test_names_by_hand():
 
 def test_pixel_values_by_hand(tmp_path):
     """−1 → 0, 1 → 255, 0 → 127.5 → 128, −0.5 → 63.75 → 64, values beyond ±1 clipped; a
-    grey (one-channel) measurement in all three channels."""
+    grey (one-channel) measurement as a grey (mode L) PNG."""
     row = torch.tensor([-1.0, 1.0, 0.0, -0.5, 2.0, -3.0])
     x = row.expand(3, 1, 6)
     write_restored(tmp_path, x[None], row.expand(1, 1, 6)[None], x[None, None], [1.0], "lam",
                    np.array([0]), ["p"])
     want = [0, 255, 128, 64, 255, 0]
-    for name in ["p_lam1.png", "p_clean.png", "p_y.png"]:
+    for name in ["p_lam1.png", "p_clean.png"]:
+        assert png(tmp_path / "restored" / name).shape == (1, 6, 3)
         assert (png(tmp_path / "restored" / name) == np.array(want)[None, :, None]).all(), name
+    assert Image.open(tmp_path / "restored" / "p_y.png").mode == "L"
+    assert (png(tmp_path / "restored" / "p_y.png") == np.array([want])).all()
 
 
 def test_a_folder_job_writes_every_reconstruction_as_a_png(small, tmp_path):

@@ -36,35 +36,54 @@ def read_image(path: str | Path, image_size: int | None = None) -> Tensor:
 
 
 def to_tensor(arr: np.ndarray) -> Tensor:
-    """``(H, W, 3)`` uint8 → ``(3, H, W)`` float32 in ``[−1, 1]`` (``v / 127.5 − 1``)."""
-    return torch.from_numpy(np.array(arr, dtype=np.uint8)).permute(2, 0, 1).float().div(127.5).sub(1.0)
+    """``(H, W, 3)`` uint8 → ``(3, H, W)``, or ``(H, W)`` (grey) → ``(1, H, W)``, float32 in
+    ``[−1, 1]`` (``v / 127.5 − 1``)."""
+    arr = np.array(arr, dtype=np.uint8)
+    arr = arr[..., None] if arr.ndim == 2 else arr
+    return torch.from_numpy(arr).permute(2, 0, 1).float().div(127.5).sub(1.0)
 
 
-def open_rgb(path: str | Path):
-    """The image of ``path`` as an RGB PIL image, loaded: grey, palette and RGBA images
-    converted by PIL's ``convert("RGB")`` (grey in all three channels, alpha dropped, the
-    colours kept); 16-bit grey (``I;16``) first reduced to its top 8 bits (PIL would clip it
-    to white). ``ConfigError`` naming the file when it cannot be read."""
+#: the channel counts ``dataset.channels`` may name, and PIL's mode for each
+CHANNEL_MODES = {1: "L", 3: "RGB"}
+
+
+def channel_mode(channels: int) -> str:
+    """PIL's mode for ``channels`` (3: ``RGB``, 1: ``L``), else ``ConfigError``."""
+    if channels not in CHANNEL_MODES:
+        raise ConfigError(f"dataset.channels={channels!r} is not one of {list(CHANNEL_MODES)} "
+                          "(1: grey, 3: RGB)")
+    return CHANNEL_MODES[channels]
+
+
+def open_rgb(path: str | Path, channels: int = 3):
+    """The image of ``path`` as a loaded PIL image of ``channels`` channels: 3 (RGB: grey,
+    palette and RGBA images converted by PIL's ``convert("RGB")``, grey in all three channels,
+    alpha dropped, the colours kept) or 1 (grey: ``convert("L")``, colours to their ITU-R 601
+    luma); 16-bit grey (``I;16``) first reduced to its top 8 bits (PIL would clip it to white).
+    ``ConfigError`` naming the file when it cannot be read."""
     from PIL import Image, UnidentifiedImageError
 
+    mode = channel_mode(channels)
     try:
         with Image.open(path) as im:
             if im.mode.startswith("I;16"):
                 im = Image.fromarray((np.asarray(im, dtype=np.uint16) >> 8).astype(np.uint8))
-            return im.convert("RGB")
+            return im.convert(mode)
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
         raise ConfigError(f"cannot read image {path} ({e}): remove it from the folder or replace it "
                           "with a readable PNG or JPEG") from e
 
 
 def to_uint8(x: Tensor) -> np.ndarray:
-    """``(B, 3, H, W)`` in ``[−1, 1]`` → ``(B, H, W, 3)`` uint8 (clipped, rounded)."""
-    return ((x.detach().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    """``(B, 3, H, W)`` in ``[−1, 1]`` → ``(B, H, W, 3)`` uint8 (clipped, rounded); one channel
+    ``(B, 1, H, W)`` → ``(B, H, W)`` (PIL's mode ``L``, a grey picture for matplotlib)."""
+    arr = ((x.detach().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return arr[..., 0] if arr.shape[-1] == 1 else arr
 
 
 def save_images(x: Tensor, folder: str | Path, names: Sequence[str] | None = None) -> list[Path]:
-    """Write ``(B, 3, H, W)`` images in ``[−1, 1]`` as PNGs (``00000.png``… unless ``names``),
-    each atomically."""
+    """Write ``(B, 3, H, W)`` (RGB) or ``(B, 1, H, W)`` (grey, mode ``L``) images in ``[−1, 1]``
+    as PNGs (``00000.png``… unless ``names``), each atomically."""
     from PIL import Image
 
     from vsdr.experiments.writer import atomic_write
@@ -131,15 +150,15 @@ def resize_filter(resize: str):
     return Image.Resampling[resize.upper()]
 
 
-def load_square(path: str | Path, size: int, resize: str = "bicubic") -> Tensor:
-    """The image of ``path`` as ``(3, size, size)`` float32 in ``[−1, 1]``: RGB (``open_rgb``),
-    turned upright by its EXIF orientation (phone photos), its centred square
+def load_square(path: str | Path, size: int, resize: str = "bicubic", channels: int = 3) -> Tensor:
+    """The image of ``path`` as ``(channels, size, size)`` float32 in ``[−1, 1]``: RGB or grey
+    (``open_rgb``), turned upright by its EXIF orientation (phone photos), its centred square
     (``center_square``), resized to ``size²`` with PIL's ``resize`` filter (kept as it is when
     already ``size²``)."""
     from PIL import ImageOps
 
     resample = resize_filter(resize)
-    im = ImageOps.exif_transpose(open_rgb(path))
+    im = ImageOps.exif_transpose(open_rgb(path, channels))
     im = im.crop(center_square(*im.size))
     if im.size != (size, size):
         im = im.resize((size, size), resample)
@@ -228,6 +247,7 @@ class ImageDataset:
         self.root = _absolute(root) if root else None
         self.train_root = _absolute(train_root) if train_root else None
         self.image_size, self.limit, self.name = int(image_size), limit, name
+        self.channels = 3  # each image's channels (FolderImages: dataset.channels)
         self._prepared = False
 
     def prepare(self) -> None:
@@ -269,18 +289,20 @@ class ImageDataset:
 
 class FolderImages(ImageDataset):
     """Any folder of PNG/JPEG photos of any size (``dataset=folder``): each image, in the
-    sorted order of its path under ``root``, converted to RGB (``open_rgb``), turned upright
-    (EXIF), centre-cropped to a square (``crop="center"``, ``center_square``) and resized to
-    ``image_size²`` with PIL's ``resize`` filter (``load_square``)."""
+    sorted order of its path under ``root``, converted to RGB (``channels=3``) or grey
+    (``channels=1``, ITU-R 601 luma) (``open_rgb``), turned upright (EXIF), centre-cropped to a
+    square (``crop="center"``, ``center_square``) and resized to ``image_size²`` with PIL's
+    ``resize`` filter (``load_square``): ``(channels, image_size, image_size)`` tensors."""
 
     def __init__(self, root: str | Path | None = None, train_root: str | Path | None = None,
                  image_size: int = 256, limit: int | None = None, name: str = "folder",
-                 crop: str = "center", resize: str = "bicubic"):
+                 crop: str = "center", resize: str = "bicubic", channels: int = 3):
         super().__init__(root, train_root, image_size, limit, name)
         if crop not in CROPS:
             raise ConfigError(f"dataset.crop={crop!r} is not one of {list(CROPS)}")
         resize_filter(resize)  # refused here, before any image is read
-        self.crop, self.resize = crop, resize
+        channel_mode(channels)
+        self.crop, self.resize, self.channels = crop, resize, int(channels)
 
     def read(self, path: Path) -> Tensor:
-        return load_square(path, self.image_size, self.resize)
+        return load_square(path, self.image_size, self.resize, self.channels)

@@ -1,7 +1,8 @@
 """restored/: a job's reconstructions as images a user can open (``outputs.images``; docs/METHOD.md
 §9). One 8-bit PNG per test item and knob value, ``<item>_<knob><value>.png`` (``_s<k>`` added
 with ``data.samples_per_image > 1``), and once per item its measurement ``<item>_y.png`` (at its
-own size: a super-resolution's y is smaller) and its clean image ``<item>_clean.png``. The
+own size: a super-resolution's y is smaller) and its clean image ``<item>_clean.png``: RGB, or
+grey (mode L) for 1-channel images. The
 pixels are the clipped ``[−1, 1]`` values mapped to ``[0, 255]`` and rounded (``to_uint8``).
 
 They are written into the job's result set (``vsdr.experiments.writer.result_set``): published
@@ -35,10 +36,11 @@ def restored_name(item: str, knob: str, value: float, sample: int | None = None)
 
 
 def write_png(path: Path, image: Tensor) -> Path:
-    """``image`` ``(C, H, W)`` in ``[−1, 1]`` (``C`` = 3, or 1: grey) as an 8-bit PNG, atomically."""
+    """``image`` ``(C, H, W)`` in ``[−1, 1]`` as an 8-bit PNG (``C`` = 3: RGB, 1: grey, mode
+    ``L``), atomically."""
     from PIL import Image
 
-    arr = to_uint8(image[None].expand(1, 3, *image.shape[1:]) if image.shape[0] == 1 else image[None])[0]
+    arr = to_uint8(image[None])[0]
     picture = Image.fromarray(arr)
     return atomic_write(path, lambda p: picture.save(p, format="PNG"))
 
@@ -53,7 +55,7 @@ def write_restored(out_dir: Path, x0: Tensor, y: Tensor, recon: Tensor, values: 
                    samples_per_item: int = 1) -> list[Path]:
     """Write ``out_dir/restored/``: for test item ``p`` (global id ``index[p]``, the sample
     ``index[p] % S`` of test image ``index[p] // S``, named ``names[index[p] // S]``) one PNG per
-    knob value of ``recon (V, n, 3, H, W)``, and the clean image ``x0[p]`` and measurement
+    knob value of ``recon (V, n, C, H, W)``, and the clean image ``x0[p]`` and measurement
     ``y[p]`` once per test image (``y`` left out when it is no picture). Returns the paths."""
     folder = Path(out_dir) / FOLDER
     S = int(samples_per_item)

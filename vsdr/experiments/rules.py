@@ -163,6 +163,7 @@ RULES: dict[str, Rule] = {
                        null="not set yet: model=diffusers stops and asks for it"),
     "model.local_files_only": flag("model=diffusers reads model.path from this machine only (no hub)"),
     "dataset.image_size": whole(1, "the images' side in pixels"),
+    "dataset.channels": Rule("whole", "the images' channels (3: RGB, 1: grey)", 1, 3),
     "dataset.limit": whole(1, "the first `limit` test images", null="all of them"),
 }
 

@@ -363,12 +363,13 @@ def validate_components(cfg: DictConfig) -> None:
 
 def data_shape(cfg: DictConfig, images: bool) -> tuple[int, ...]:
     """The shape of one item of ``dataset=`` (no batch axis), read from its config without
-    building it: ``(3, S, S)`` for images of side ``dataset.image_size``, ``(dim,)`` for points
+    building it: ``(C, S, S)`` for images of side ``dataset.image_size`` and ``dataset.channels``
+    channels (3 when the data set has no such key), ``(dim,)`` for points
     (``dataset.dim``, the length of a mixture's mean, else the class's ``dim``)."""
     data = cfg.dataset
     if images:
         size = int(data.get("image_size", 256))
-        return (3, size, size)
+        return (int(data.get("channels", 3)), size, size)
     if data.get("dim") is not None:
         return (int(data.dim),)
     if data.get("means") is not None:

@@ -73,7 +73,8 @@ class PatchFrechet:
 
 def chroma(x: Tensor) -> float:
     """Mean absolute deviation of each pixel's channels from their mean (images clipped to
-    ``[−1, 1]``): 0 for grey images; the colour speckle a sampler leaves on grey data."""
+    ``[−1, 1]``): 0 for grey images (one channel, or three equal ones); the colour speckle a
+    sampler leaves on grey data stored as RGB."""
     x = x.detach().cpu().double().clamp(-1, 1)
     return float((x - x.mean(1, keepdim=True)).abs().mean())
 

@@ -1,7 +1,8 @@
 """Image metrics (docs/METHOD.md §7): MSE, PSNR (torchmetrics) and SSIM (torchmetrics, an
 extra column) on ``[0, 1]`` images; LPIPS (``lpips.LPIPS``, inputs in ``[−1, 1]``; the column
 names the trunk: ``lpips_alex``, ``lpips_vgg``); FID (clean-fid's features, our guarded
-Fréchet routine) against the ground-truth images.
+Fréchet routine) against the ground-truth images. Grey (1-channel) images: MSE, PSNR and SSIM
+on their one channel; LPIPS and FID, whose networks take RGB, on it repeated into three (``as_rgb``).
 
 Pretrained weights are never downloaded: LPIPS's torchvision trunk is read from ``torch.hub``'s
 checkpoint folder (the standard cache, where ``lpips.LPIPS`` finds it), clean-fid's Inception
@@ -50,6 +51,12 @@ def _to_01(x: Tensor, clamp: bool) -> Tensor:
     """``[−1, 1]`` images as ``[0, 1]`` float64 images (clipped first when ``clamp``)."""
     x = x.double()
     return ((x.clamp(-1, 1) if clamp else x) + 1.0) / 2.0
+
+
+def as_rgb(x: Tensor) -> Tensor:
+    """``(B, 1, H, W)`` grey images with their channel repeated into RGB ``(B, 3, H, W)`` (what
+    LPIPS's trunk and FID's Inception take); RGB images as they are."""
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
 
 def image_mse(x0: Tensor, x_hat: Tensor, clamp: bool = True) -> Tensor:
@@ -182,8 +189,10 @@ def build_lpips_standin(net: str = "alex", seed: int = 0) -> nn.Module:
 
 @torch.no_grad()
 def lpips_distance(model: nn.Module, x0: Tensor, x_hat: Tensor, batch_size: int = 16) -> Tensor:
-    """Per-image LPIPS of ``[−1, 1]`` images (the range ``lpips`` expects; ``x̂`` clipped)."""
+    """Per-image LPIPS of ``[−1, 1]`` images (the range ``lpips`` expects; ``x̂`` clipped; grey
+    repeated into RGB, ``as_rgb``)."""
     dev = next(model.parameters()).device
+    x0, x_hat = as_rgb(x0), as_rgb(x_hat)
     out = [model(a.to(dev).float(), b.to(dev).float().clamp(-1, 1)).flatten().cpu()
            for a, b in zip(x0.split(batch_size), x_hat.split(batch_size))]
     return torch.cat(out).double()
@@ -283,10 +292,11 @@ class ImageMetrics:
                  upsample: int = 1) -> dict[str, float]:
         """One row of means over the images (and the FID of the set). ``upsample``: LPIPS and
         FID see the images nearest-up-sampled by this factor (small images; the other
-        measures are taken at the images' own size)."""
+        measures are taken at the images' own size). Grey ``(B, 1, H, W)`` images: MSE, PSNR
+        and SSIM on their one channel, LPIPS and FID on it repeated into RGB (``as_rgb``)."""
         row = {"mse": float(image_mse(x0, x_hat).mean()), "psnr": float(psnr(x0, x_hat).mean()),
                "ssim": float(ssim(x0, x_hat).mean())}
-        x0, x_hat = nearest_upsample(x0, upsample), nearest_upsample(x_hat, upsample)
+        x0, x_hat = (as_rgb(nearest_upsample(x, upsample)) for x in (x0, x_hat))
         try:
             d = lpips_distance(self._lpips_model(), x0, x_hat, self.batch_size)
             row[self.lpips_key] = float(d.mean())
@@ -312,6 +322,6 @@ class ImageMetrics:
         return row
 
 
-__all__ = ["image_mse", "psnr", "ssim", "nearest_upsample", "lpips_distance", "build_lpips",
+__all__ = ["as_rgb", "image_mse", "psnr", "ssim", "nearest_upsample", "lpips_distance", "build_lpips",
            "build_lpips_standin", "fid_folders", "folder_features", "build_inception", "StandinFeatures",
            "ImageMetrics", "MissingWeightsError"]

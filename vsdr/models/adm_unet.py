@@ -182,6 +182,17 @@ class ADMUNet(nn.Module):
     down-sampling factors ``image_size // r`` as guided-diffusion's scripts do.
     """
 
+    @staticmethod
+    def fit_problem(node: dict, shape: tuple[int, ...], variance: str | None = None) -> str | None:
+        """Why a network of ``node`` (``model.*``) cannot take items of ``shape`` ``(C, H, W)``:
+        its ``in_channels`` is not ``C`` (a grey ``dataset.channels=1`` on an RGB network);
+        ``None`` when it fits."""
+        c_in = int(node.get("in_channels", 3))
+        if c_in != shape[0]:
+            return (f"it takes {c_in}-channel images but the data set's have {shape[0]} channels "
+                    f"(model.in_channels={c_in}, dataset.channels={shape[0]})")
+        return None
+
     def __init__(self, image_size: int = 256, in_channels: int = 3, num_channels: int = 128,
                  num_res_blocks: int = 1, channel_mult: Sequence[int] = (1, 1, 2, 2, 4, 4),
                  attention_resolutions: Sequence[int] = (16,), num_heads: int = 4,

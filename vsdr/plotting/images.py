@@ -26,8 +26,8 @@ def measurement_for_display(y: Tensor, size: tuple[int, int]) -> Tensor:
 
 def plot_image_grid(x0: Tensor, y: Tensor, recon: Tensor, values: Sequence[float], knob: str,
                     rows: int = 4, title: str = ""):
-    """``x0 (n, 3, H, W)``, ``y``, ``recon (V, n, 3, H, W)`` in ``[−1, 1]``; the first ``rows``
-    images. Returns the figure."""
+    """``x0 (n, C, H, W)``, ``y``, ``recon (V, n, C, H, W)`` in ``[−1, 1]`` (``C`` = 3, or 1:
+    shown grey); the first ``rows`` images. Returns the figure."""
     sym = knob_symbol(knob)
     return plot_image_columns(x0, y, [(f"{sym}={float(v):g}", r) for v, r in zip(values, recon)],
                               rows=rows, title=title)
@@ -35,8 +35,9 @@ def plot_image_grid(x0: Tensor, y: Tensor, recon: Tensor, values: Sequence[float
 
 def plot_image_columns(x0: Tensor, y: Tensor, columns: Sequence[tuple[str, Tensor]],
                        rows: int = 4, title: str = ""):
-    """Columns clean / measurement / each ``(label, images (n, 3, H, W))`` of ``columns``, one
-    row per image (the first ``rows``), all in ``[−1, 1]``. Returns the figure."""
+    """Columns clean / measurement / each ``(label, images (n, C, H, W))`` of ``columns``, one
+    row per image (the first ``rows``), all in ``[−1, 1]``; one channel is drawn with the grey
+    colour map over ``[0, 255]``. Returns the figure."""
     n = min(rows, x0.shape[0])
     y_show = measurement_for_display(y[:n], tuple(x0.shape[-2:]))
     columns = [("clean", x0[:n]), ("measurement", y_show), *((c, r[:n]) for c, r in columns)]
@@ -46,7 +47,8 @@ def plot_image_columns(x0: Tensor, y: Tensor, columns: Sequence[tuple[str, Tenso
         arr = to_uint8(torch.as_tensor(imgs))
         for r in range(n):
             ax = axes[r][c]
-            ax.imshow(arr[r], interpolation="nearest")
+            grey = dict(cmap="gray", vmin=0, vmax=255) if arr[r].ndim == 2 else {}
+            ax.imshow(arr[r], interpolation="nearest", **grey)
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:

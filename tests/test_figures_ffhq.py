@@ -95,6 +95,38 @@ def test_dp_planes_against_fid_and_table_iv_in_the_papers_layout(tmp_path):
                                                                   ("fid_standin", 30.0)}
 
 
+def test_fid_planes_from_cpu_size_jobs_of_two_readings(tmp_path):
+    """CPU-size FFHQ jobs (random-weight adm_small, two 64² images, T = 3, stand-in metrics) of
+    the decided reading (σ_y = 0.2, residual=mean) and of another one in one word each
+    (noise=dps, sampler.residual=sum_no_sigma), plus DPS: the figures draw MSE against the FID
+    stand-in per setting (named so), LPIPS beside it, and Table IV's layout takes ours' rows."""
+    from vsdr.experiments.job import run_job
+
+    small = make_small_ffhq(tmp_path / "small")
+    res = tmp_path / "results"
+    run_job(compose_cfg([*small_overrides(small), "lam=[0,1]"]), res / "ours")
+    other = ["lam=[0,1]", "noise=dps", "sampler.residual=sum_no_sigma"]
+    run_job(compose_cfg([*small_overrides(small), *other]), res / "ours_dps_level")
+    run_job(compose_cfg(small_overrides(small, "ffhq_deblur_dps")), res / "dps")
+    out = tmp_path / "fig"
+    figures_ffhq.make(res, out)
+    for setting in ("deblur_sigma0.2", "deblur_sigma0.05"):
+        for suffix in ("", "_lpips"):
+            assert (out / f"fig6_{setting}{suffix}.png").is_file(), (setting, suffix)
+    with open(out / "dp_points.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["fid_column"] for r in rows} == {"fid_standin"}
+    assert {(r["setting"], r["knob"]) for r in rows} == {
+        ("deblur_sigma0.2", "lam"), ("deblur_sigma0.05", "lam"), ("deblur_sigma0.2", "zeta")}
+    md = (out / "table_iv_paper.md").read_text()
+    assert "### deblur_sigma0.2" in md and "### deblur_sigma0.05" in md
+    ours = [r for r in rows if r["setting"] == "deblur_sigma0.2" and r["knob"] == "lam"]
+    part = md.split("### deblur_sigma0.2")[1].splitlines()
+    line = next(x for x in part if x.startswith("| PSNR (dB), vsdr"))
+    cells = line.split(" | ")[1:]
+    assert cells[0] == f"{float(ours[0]['psnr']):.2f}" and cells[4] == f"{float(ours[1]['psnr']):.2f}"
+
+
 def test_lpips_column_is_the_jobs_perception_measure_when_it_is_lpips():
     rows = [{"mse": 1, "lpips_standin": 0.2, "lpips_alex": 0.3}]
     assert figures_ffhq.lpips_column(rows, {"perception": "lpips_alex"}) == "lpips_alex"

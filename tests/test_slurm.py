@@ -190,7 +190,11 @@ def test_requeued_job_resumes_from_its_chunks(tmp_path, cache_dir):
 
 #: the time-limit job: 50 chunks of 2 points, 2,000 steps each (~100 s of sampling on a quiet
 #: core, several times that when loaded), more than one attempt gets under a 1-minute limit
-TIME_LIMIT_JOB = [*FAST_NO_LAM, "data.n_test=100", "lam=[0,1]", "diffusion.T=2000", "data.batch_size=2"]
+#: 125 chunks of about 1 s each on a quiet machine (2026-12-06: 100 points took 49 s, inside the
+#: 1-minute limit, so the job never timed out): at least twice the limit whatever the load
+TIME_LIMIT_POINTS = 250
+TIME_LIMIT_JOB = [*FAST_NO_LAM, f"data.n_test={TIME_LIMIT_POINTS}", "lam=[0,1]", "diffusion.T=2000",
+                  "data.batch_size=2"]
 
 
 def test_job_past_its_time_limit_is_requeued_and_resumes(tmp_path, cache_dir):
@@ -228,7 +232,7 @@ def test_job_past_its_time_limit_is_requeued_and_resumes(tmp_path, cache_dir):
     try:
         submit([*TIME_LIMIT_JOB, "hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=1",
                 "hydra.launcher.max_num_timeout=40", "hydra.sweep.dir=sweep"], tmp_path, cache_dir,
-               timeout=1800)  # ~3 min on a quiet machine; a loaded one gets shorter attempts
+               timeout=1800)  # ~4 min on a quiet machine; a loaded one gets shorter attempts
     finally:
         done.set()
         helper.join()
@@ -240,7 +244,7 @@ def test_job_past_its_time_limit_is_requeued_and_resumes(tmp_path, cache_dir):
     print(f"time-limit job: {restarts} restarts")
     assert 1 <= restarts <= 40
     counts = chunk_counts(log)
-    assert sorted(counts) == sorted(f"{a}..{a + 1}" for a in range(0, 100, 2)), counts
+    assert sorted(counts) == sorted(f"{a}..{a + 1}" for a in range(0, TIME_LIMIT_POINTS, 2)), counts
     assert set(counts.values()) == {1}, counts
     for name in ("metrics.csv", "items.csv"):
         assert (sweep / "0" / name).read_bytes() == (ref / name).read_bytes(), name

@@ -161,7 +161,10 @@ def test_lightning_objects_are_read_weights_only(official, tmp_path, monkeypatch
                        match=r"pytorch_lightning.utilities.Thing.*"
                              r"python -m vsdr.models.checkpoint convert .* --trust"):
         load_official(PSCGANOfficial(EncDec(), Critic()), tmp_path / "foreign.ckpt")
-    assert convert(tmp_path / "foreign.ckpt", tmp_path / "clean.pt") == 188
+    with pytest.raises(ConfigError, match="full unpickling"):
+        convert(tmp_path / "foreign.ckpt", tmp_path / "clean.pt")       # no trust: nothing loaded
+    assert not (tmp_path / "clean.pt").exists()
+    assert convert(tmp_path / "foreign.ckpt", tmp_path / "clean.pt", trust=True) == 188
     load_official(PSCGANOfficial(EncDec(), Critic()), tmp_path / "clean.pt")
 
 

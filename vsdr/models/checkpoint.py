@@ -128,16 +128,20 @@ class _StandInUnpickler(pickle.Unpickler):
             return bare_class(f"{module}.{name}")
 
 
-def convert(src: str | Path, dst: str | Path) -> int:
-    """Load ``src`` with full unpickling (it may run code: only for a file the caller trusts;
-    classes that cannot be imported read as stand-ins) and write its tensors as a plain state
-    dict to ``dst``; return how many tensors."""
+def convert(src: str | Path, dst: str | Path, *, trust: bool = False) -> int:
+    """With ``trust=True``, load ``src`` with full unpickling (it may run code: only for a file
+    the caller trusts; classes that cannot be imported read as stand-ins) and write its tensors
+    as a plain state dict to ``dst``; return how many tensors. Without it nothing is loaded: a
+    ``CodeInCheckpoint`` says why (the gate is here, so no caller unpickles by accident)."""
     import types
 
     from vsdr.experiments.writer import atomic_write
 
+    if not trust:
+        raise CodeInCheckpoint(f"converting loads {src} with full unpickling, which runs any code the "
+                               "file carries: pass trust=True (--trust) only for a file you trust")
     shim = types.SimpleNamespace(Unpickler=_StandInUnpickler, load=pickle.load, __name__="pickle")
-    payload = torch.load(Path(src), map_location="cpu", weights_only=False, pickle_module=shim)
+    payload = torch.load(Path(src), map_location="cpu", weights_only=not trust, pickle_module=shim)
     state = state_dict_of(payload)
     if state is None:
         raise ConfigError(f"{src} holds no state dict (a {type(payload).__name__})")
@@ -162,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
               "file carries: add --trust if you trust where it came from", file=sys.stderr)
         return 2
     try:
-        n = convert(args.src, args.dst)
+        n = convert(args.src, args.dst, trust=True)
     except ConfigError as e:
         print(f"vsdr: {e}", file=sys.stderr)
         return 2

@@ -27,6 +27,7 @@ def main() -> int:
 
     from vsdr.experiments.build import build_job, build_score_model
     from vsdr.experiments.job import sample_all
+    from vsdr.experiments.tuning import PairSampler
     from vsdr.experiments.writer import write_csv
     from vsdr.models.invariant import make_batch_invariant
 
@@ -56,25 +57,11 @@ def main() -> int:
     model, _ = build_score_model(cfg, parts, None)
     model = make_batch_invariant(model, cfg.data.get("net_batch"))
     sampler, task = parts.sampler, parts.task
-    table = sampler.zeta
-
-    class PairSampler:
-        """Knob value k is the index of the pair (λ_k, ζ_k)."""
-
-        def __call__(self, model, y, operator, sigma_y, knob, seeds, schedule, keep_trajectory=False):
-            k = torch.as_tensor(knob).long()
-            lam = torch.tensor([pairs[i][0] for i in k.tolist()], dtype=torch.float64)
-            zeta = torch.tensor([pairs[i][1] for i in k.tolist()], dtype=torch.float64)
-            sampler.zeta = lambda _lam: zeta
-            try:
-                return sampler(model, y, operator, sigma_y, lam, seeds, schedule)
-            finally:
-                sampler.zeta = table
 
     test = task.test_set(seed)
     values = list(range(len(pairs)))
-    recon, _, seconds = sample_all(PairSampler(), model, test.y, task.operator, task.sigma_y, values,
-                                   parts.schedule, torch.device("cpu"), seed)
+    recon, _, seconds = sample_all(PairSampler(sampler, pairs), model, test.y, task.operator, task.sigma_y,
+                                   values, parts.schedule, torch.device("cpu"), seed)
     rows = task.evaluate(test, recon, values, seed)
     out_rows = [{"dataset": cfg.dataset.name, "sigma": float(cfg.noise.sigma), "lam": lam,
                  "zeta": z, "mse": r["mse"], "w2": r["w2"]} for (lam, z), r in zip(pairs, rows)]

@@ -10,8 +10,8 @@ Sections (``--only``):
   points) and on 6,000 (the default job) with each block against the unpadded network;
 - ``mlp2d``: the default job's rows (6 λ × 1,000 points, the job's ``data.net_batch``
   blocks), ``adm``: ``model=adm_small`` (64², random weights, 61×61 blur) at batch 1 and 4.
-  Per step, ours (``VarianceScaledSampler``) and DPS (``DPSSampler``) against a bare network
-  forward + backward through x̂0, and DiffPIR per network evaluation against a bare forward;
+  Per step, ours (``VarianceScaledSampler``, and with ``step_rule=trace``) and DPS
+  (``DPSSampler``) against a bare network forward + backward through x̂0, and DiffPIR per network evaluation against a bare forward;
 - ``job``: ``python run.py`` (the default job, network cached) wall time, quiet and loaded
   (two busy ``python -c "while True: pass"`` processes, started and killed here), with
   ``threads=1`` and torch's default thread count;
@@ -140,6 +140,8 @@ def compare(title: str, prior: NetworkPrior, raw: NetworkPrior | None, y, op, si
     variants = {
         "bare fwd+bwd": bare(prior, x, sch, True),
         "ours": chain(VarianceScaledSampler(progress=False, **ours_kw), prior, y, op, sigma_y, knob, sch),
+        "ours, step_rule=trace": chain(VarianceScaledSampler(progress=False, step_rule="trace", **ours_kw),
+                                       prior, y, op, sigma_y, knob, sch),
         "dps": chain(DPSSampler(progress=False, **dps_kw), prior, y, op, sigma_y,
                      [dps_zeta] * len(y), sch),
         "bare fwd": bare(prior, x, sch, False),
@@ -153,6 +155,8 @@ def compare(title: str, prior: NetworkPrior, raw: NetworkPrior | None, y, op, si
     for k, v in m.items():
         print(f"  {k:24s} {1e3 * v:9.3f} ms/step")
     print(f"  ours / bare fwd+bwd     {m['ours'] / m['bare fwd+bwd']:.3f}")
+    print(f"  ours trace / ours       {m['ours, step_rule=trace'] / m['ours']:.3f}  (two Hutchinson "
+          "backward passes a step)")
     print(f"  dps / bare fwd+bwd      {m['dps'] / m['bare fwd+bwd']:.3f}")
     print(f"  diffpir / bare fwd+bwd  {m['diffpir'] / m['bare fwd+bwd']:.3f}  (per NFE; the issue's "
           "denominator, target <= 1.0: it has no backward)")

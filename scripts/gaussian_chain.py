@@ -1,5 +1,5 @@
 """The K-step chain's MSE/D* and W2/√D* in closed form on a Gaussian job (docs/RESULTS.md §20):
-the job's own observation and posterior (``experiment=gaussian_theory`` by default), both
+the job's own observation and posterior (``experiment=gaussian_theory`` by default), the three
 ``sampler.step_rule`` options, against Theorems 1–2 (``1 + λ`` and ``1 − √λ``). The chain with
 the exact score is affine, so its output is ``N(m, C)`` exactly (``chain_moments``).
 
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     lams = [float(v) for v in args.lam.split(",")]
     theory = " ".join(f"{1 + lam:.2f}/{1 - math.sqrt(lam):.3f}" for lam in lams)
     print(f"D* = {d_star:.4f}; cells: MSE/D* / W2/√D* (theory {theory})")
-    for rule in ("eq12", "marginal"):
+    for rule in ("eq12", "trace", "marginal"):
         for K in (int(k) for k in args.steps.split(",")):
             sub = schedule if K == schedule.T else schedule.respace(K, str(cfg.sampler.spacing))[0]
             cells = []

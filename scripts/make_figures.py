@@ -3,7 +3,8 @@
 The figures, their jobs and the scheduler that runs them side by side live in
 vsdr.experiments.figures and vsdr.experiments.scheduler.
 
-    python scripts/make_figures.py                      # every figure
+    python scripts/make_figures.py                      # every figure but those made on request
+    python scripts/make_figures.py images_proxy         # one made on request (ON_REQUEST)
     python scripts/make_figures.py [--reuse] fig5 robustness
     python scripts/make_figures.py --dry-run fig5       # the jobs and their commands, nothing run
 """
@@ -14,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from vsdr.experiments.figures import FIGURES, make_figures, plan_jobs
+from vsdr.experiments.figures import FIGURES, ON_REQUEST, make_figures, plan_jobs
 from vsdr.experiments.scheduler import job_command, split_duplicates, start_order
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("names", nargs="*", help=f"figures to make (default: all of {list(FIGURES)})")
+    default = [n for n in FIGURES if n not in ON_REQUEST]
+    p.add_argument("names", nargs="*", help=f"figures to make (default: all of {default}; "
+                                            f"made only when named: {list(ON_REQUEST)})")
     p.add_argument("--out", default=str(ROOT / "outputs" / "figures"))
     p.add_argument("--reuse", action="store_true",
                    help="skip a job whose metrics.json is already there (results of an earlier run)")
@@ -46,7 +49,7 @@ def dry_run(names: list[str], out: Path, reuse: bool) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
-    names = args.names or list(FIGURES)
+    names = args.names or [n for n in FIGURES if n not in ON_REQUEST]
     unknown = [n for n in names if n not in FIGURES]
     if unknown:
         p.error(f"unknown figure(s) {unknown}: choose from {list(FIGURES)}")

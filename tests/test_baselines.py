@@ -82,6 +82,31 @@ def test_dps_is_ours_dps_form_at_lambda_one(setup):
     assert dps.nfe == schedule.T
 
 
+@pytest.mark.parametrize("spacing", ["even", "quad"])
+def test_dps_on_k_steps_is_ours_dps_form_on_the_same_steps(setup, spacing):
+    """``sampler.steps=K`` for DPS: the respaced loop (network at ``t_k``, ``β̃'``, one pull a
+    step), which is ours' ``dps`` form at λ = 1 on the same K steps (itself checked by hand in
+    test_few_steps.py); ``nfe = K``, and K = T is the full loop."""
+    schedule, prior, y = setup
+    seeds, zeta = list(range(6)), [0.0, 0.01, 0.05, 0.0, 0.01, 0.05]
+    dps = DPSSampler(progress=False, steps=7, spacing=spacing)(prior, y, Identity(), 0.5, zeta, seeds,
+                                                               schedule)
+    ours = VarianceScaledSampler(form="dps", variance="fixed_small", progress=False, steps=7,
+                                 spacing=spacing)
+    ours.zeta = lambda lam: torch.tensor(zeta, dtype=torch.float64)
+    ref = ours(prior, y, Identity(), 0.5, [1.0] * 6, seeds, schedule)
+    assert torch.allclose(dps.samples, ref.samples, atol=1e-4) and dps.nfe == 7
+    full = DPSSampler(progress=False)(prior, y, Identity(), 0.5, zeta, seeds, schedule)
+    same = DPSSampler(progress=False, steps=schedule.T)(prior, y, Identity(), 0.5, zeta, seeds, schedule)
+    assert torch.equal(full.samples, same.samples)
+    assert not torch.allclose(full.samples, dps.samples)
+    for bad in (1, 2.5, True):
+        with pytest.raises(ValueError, match="sampler.steps"):
+            DPSSampler(steps=bad)
+    with pytest.raises(ValueError, match="sampler.spacing"):
+        DPSSampler(spacing="log")
+
+
 def test_dps_fixed_seed_is_deterministic_and_batch_independent(setup):
     schedule, prior, y = setup
     sampler = DPSSampler(progress=False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 
 import pytest
 import torch
@@ -203,6 +204,28 @@ def test_every_ffhq_config_runs_end_to_end_at_cpu_size(experiment, small_ffhq, t
     assert all(float(r["mse"]) >= 0 and float(r["psnr"]) > 0 for r in table)
     meta = json.loads((tmp_path / "job" / "metrics.json").read_text())
     assert meta["model"]["source"] == "model.ckpt"
+
+
+@pytest.mark.parametrize("experiment, extra", [
+    ("ffhq_deblur", ["sampler.steps=4"]),
+    ("ffhq_sr8", ["sampler.steps=4", "sampler.step_rule=trace"]),
+    ("ffhq_deblur_dps", ["sampler.steps=4"]),
+])
+def test_ffhq_configs_take_the_few_step_option(experiment, extra, small_ffhq, tmp_path, cache_dir):
+    """One override (``sampler.steps=K``; ours also ``sampler.step_rule=trace``) runs an FFHQ
+    config on K of its T steps (docs/FFHQ.md): here K = 4 of T = 12, so each row costs 4 network
+    evaluations per image, not 12."""
+    overrides = [f"experiment={experiment}", "model=adm_small", f"model.ckpt={small_ffhq / 'adm_small.pt'}",
+                 "dataset.image_size=64", f"dataset.root={small_ffhq / 'test'}", "diffusion.T=12",
+                 "image_metrics.standin=true", "logger=none", "progress=false", "outputs.images=false",
+                 *extra]
+    if experiment in PAPER_ROWS:
+        overrides.append("lam=[0,1]")
+    else:
+        overrides.append("sampler.values=[1.0]")
+    rows = run_job(compose_cfg(overrides), tmp_path / "job")
+    assert rows and all(r["nfe"] == 4 for r in rows)
+    assert all(math.isfinite(r["mse"]) for r in rows)
 
 
 @pytest.mark.slow

@@ -39,3 +39,22 @@ def test_images_small_severe_traverses(tmp_path, cache_dir):
     assert mse[0] < mse[1] < mse[2], mse
     fd = [rows[v]["fd_patch"] for v in (0.0, 0.5, 1.0)]
     assert fd[0] > fd[1] > fd[2], fd
+
+
+@pytest.mark.slow
+def test_proxy_traverses_on_a_tenth_of_its_steps(tmp_path, cache_dir):
+    """The FFHQ proxy (`experiment=images_proxy`: the digits ADM trained with T = 1000, linear β
+    1e-4 → 0.02, learned-range variance; ~5 min of training) on K = 100 of its 1000 steps with
+    `sampler.step_rule=trace`: MSE rises and fd_patch falls with λ (docs/RESULTS.md §21)."""
+    root = tmp_path / "digits16"
+    cfg = compose_cfg(["experiment=images_proxy", f"dataset.generate={root}",
+                       f"dataset.root={root / 'test'}", f"dataset.train_root={root / 'train'}",
+                       "sampler.steps=100", "sampler.step_rule=trace", "lam=[0,0.5,1]",
+                       "logger=none", "progress=false", "outputs.images=false"])
+    assert cfg.diffusion.T == 1000 and cfg.model.learn_sigma
+    rows = {r["value"]: r for r in run_job(cfg, tmp_path / "job")}
+    assert {r["nfe"] for r in rows.values()} == {100}
+    mse = [rows[v]["mse"] for v in (0.0, 0.5, 1.0)]
+    assert mse[0] < mse[1] < mse[2], mse
+    fd = [rows[v]["fd_patch"] for v in (0.0, 0.5, 1.0)]
+    assert fd[0] > fd[1] > fd[2], fd

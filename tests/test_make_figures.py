@@ -145,3 +145,64 @@ def test_the_script_is_a_thin_command_line(tmp_path):
     assert lines[-1] == "pinwheel_dp: copied from pinwheel-0.75-ours_lam (same results config)"
     assert f"hydra.run.dir={tmp_path / 'jobs' / 'pinwheel-0.75-dps_zeta'}" in res.stdout
     assert not list(tmp_path.iterdir())
+
+
+
+def test_proxy_figures_are_made_on_request_and_share_one_network(tmp_path):
+    """``images_proxy`` / ``images_proxy_sr``: left out of the default set (over its 15-minute
+    budget), eight jobs each on the T = 1000 digits network (one cache entry for both operators,
+    not images_small's), with the steps and rules their keys name; ``--dry-run images_proxy``
+    lists its eight jobs."""
+    assert set(mf.ON_REQUEST) == {"images_proxy", "images_proxy_sr"} <= set(mf.FIGURES)
+    nets = set()
+    for name, operator in (("images_proxy", "gaussian_blur_small"), ("images_proxy_sr", "super_resolution_x4")):
+        jobs = mf.figure_jobs(name)
+        assert len(jobs) == 8
+        for key, overrides in jobs.items():
+            cfg = compose_cfg(overrides)
+            assert cfg.diffusion.T == 1000 and cfg.operator.name == operator
+            steps = key.split("-")[3]
+            assert cfg.sampler.get("steps") == (None if steps == "T1000" else int(steps[1:]))
+            if key.endswith(("-trace", "-eq12")):
+                assert cfg.sampler.step_rule == key.rsplit("-", 1)[1]
+            nets.add(cache_path(cfg).name)
+    assert len(nets) == 1 and nets != {cache_path(compose_cfg(["experiment=images_small"])).name}
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "make_figures.py"), "--dry-run", "--out",
+                          str(tmp_path), "images_proxy"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert len(res.stdout.splitlines()) == 8 and "sampler.step_rule=trace" in res.stdout
+
+
+def test_plot_few_steps_labels_each_setting(tmp_path, monkeypatch):
+    """The proxy's DP plane from four job folders: one legend entry per (sampler, steps, rule)."""
+    import json
+
+    from vsdr.experiments.writer import write_csv
+    from vsdr.plotting import figures as pf
+
+    dirs = {}
+    for k, key in enumerate(["proxy-x-ours-T1000", "proxy-x-ours-K25-trace", "proxy-x-dps-T1000",
+                             "proxy-x-dps-K25"]):
+        d = tmp_path / "jobs" / key
+        d.mkdir(parents=True)
+        sampler, knob = ("ours", "lam") if "ours" in key else ("dps", "zeta")
+        write_csv(d / "metrics.csv", [{"dataset": "digits", "operator": "x", "sigma": 0.05,
+                                       "sigma_space": "[-1,1]", "sampler": sampler, "knob": knob,
+                                       "value": v, "mse": 0.001 * (1 + v + k), "fd_patch": 0.002 / (1 + v)}
+                                      for v in (0.0, 1.0)])
+        (d / "metrics.json").write_text(json.dumps(
+            {"perception": "fd_patch", "config": {"image_eval": {"fd_patch": 5, "fd_patch_grey": True}}}))
+        dirs[key] = d
+    seen = []
+    orig = pf.plot_dp_overlay
+
+    def spy(rows, title, label_of=None, **kw):
+        seen.extend(sorted({label_of(r) for r in rows}))
+        return orig(rows, title, label_of=label_of, **kw)
+
+    monkeypatch.setattr(pf, "plot_dp_overlay", spy)
+    mf.plot_few_steps("images_proxy", dirs, tmp_path)
+    assert (tmp_path / "images_proxy_dp.png").is_file() and (tmp_path / "dp_points.csv").is_file()
+    assert seen == ["DPS (ζ), 25 steps", "DPS (ζ), all 1000 steps", "ours (λ), 25 steps, trace",
+                    "ours (λ), all 1000 steps"]

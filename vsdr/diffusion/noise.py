@@ -14,6 +14,8 @@ from torch import Tensor
 STREAM_TEST, STREAM_MEASUREMENT, STREAM_SAMPLER = 1, 2, 3
 #: the extra chains of an averaged sample (``sampler.average``), keyed with the sample's own seed
 STREAM_AVERAGE = 10
+#: the trace probes of ``sampler.step_rule=trace``, keyed with the sample's own seed
+STREAM_PROBE = 11
 
 
 def per_sample_seeds(seed: int, indices: Sequence[int] | np.ndarray, stream: int = 0) -> list[int]:
@@ -57,6 +59,13 @@ def chain_seeds(seeds: Sequence[int], chains: int) -> list[int]:
         out += [int(np.random.SeedSequence([int(s), STREAM_AVERAGE, j]).generate_state(2, np.uint32)
                     .astype(np.uint64).dot([1 << 31, 1])) for j in range(1, N)]
     return out
+
+
+def probe_seeds(seeds: Sequence[int], space: int) -> list[int]:
+    """Seeds of the Hutchinson probes of each sample (``(seed, STREAM_PROBE, space)``; ``space``
+    0: the signal's, 1: the measurement's), independent of the chain's own noise and of the batch."""
+    return [int(np.random.SeedSequence([int(s), STREAM_PROBE, int(space)]).generate_state(2, np.uint32)
+                .astype(np.uint64).dot([1 << 31, 1])) for s in seeds]
 
 
 class PerSampleNoise:

@@ -64,6 +64,21 @@ def jump_covariance(beta: float, hessian: Tensor) -> Tensor:
     return (beta / alpha) * (eye + beta * h)
 
 
+def trace_jump_variance(beta: float, alpha_bar: float, alpha_bar_prev: float, hbar: Tensor) -> Tensor:
+    """The isotropic variance of ``step_rule='trace'``: the jump covariance's trace over ``d``,
+
+        σ'² = (β'/α') (1 + β' h̄),      h̄ = tr(H_t)/d,
+
+    clipped to ``[β̃', β'/α']`` (``β̃' = β'(1 − ᾱ_s)/(1 − ᾱ_t)``): the bounds of
+    ``Cov[x_s | x_t]`` for ``0 ⪯ Cov[x0 | x_t] ⪯ (1 − ᾱ_t)/ᾱ_t I``, so a noisy estimate of ``h̄``
+    never yields a variance no jump has. ``hbar`` is one number per sample ``(B,)``; exact
+    (``= step_rule='marginal'``) when ``H_t`` is a multiple of ``I`` (docs/METHOD.md §2)."""
+    alpha = 1.0 - beta
+    lo = beta * (1.0 - alpha_bar_prev) / (1.0 - alpha_bar)
+    hi = beta / alpha
+    return ((beta / alpha) * (1.0 + beta * hbar)).clamp(lo, hi)
+
+
 def psd_sqrt(cov: Tensor) -> Tensor:
     """The symmetric square root of each ``(d, d)`` matrix of ``cov``, negative eigenvalues
     (an approximate Hessian's) set to 0. One matrix expanded over the batch (stride 0, a

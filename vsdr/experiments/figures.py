@@ -139,6 +139,25 @@ def image_jobs(operator: str = "gaussian_blur_small") -> dict[str, list[str]]:
             for e in ("images_small", "images_small_dps", "images_small_diffpir", "images_small_pscgan")}
 
 
+def _image_axes(name: str, rows: list[dict], job_dirs: dict[str, Path]) -> tuple[str, str, str | None]:
+    """Title, perception column and its axis label of a digits DP plane (from the first job's
+    metrics.json: the jobs share data, operator, σ_y and image_eval)."""
+    import json
+
+    meta = json.loads((next(iter(job_dirs.values())) / "metrics.json").read_text())
+    perception = meta["perception"]
+    r0 = rows[0]
+    title = (f"{name}: {r0['dataset']} 16², {r0['operator']}, σ_y={float(r0['sigma']):g} "
+             f"({r0['sigma_space']} units)")
+    patch = meta["config"]["image_eval"].get("fd_patch")
+    grey = " grey" if meta["config"]["image_eval"].get("fd_patch_grey") else ""
+    xlabel = {"fd_pca": "perception: fd_pca, Fréchet distance in the top-8 PCA space of the "
+                        "training digits (lower is more natural)",
+              "fd_patch": f"perception: fd_patch, Fréchet distance of{grey} {patch}×{patch} patches to the "
+                          "clean images (lower is more natural)"}.get(perception)
+    return title, perception, xlabel
+
+
 def plot_images(name: str, job_dirs: dict[str, Path], out: Path) -> None:
     """Fig. 7 at CPU scale: the DP plane (MSE of [0, 1] images against the perception measure
     the jobs chose, image_eval.perception) and one image grid: clean, measurement, ours for every λ,
@@ -154,17 +173,7 @@ def plot_images(name: str, job_dirs: dict[str, Path], out: Path) -> None:
 
     rows = _rows(job_dirs)
     write_csv(out / "dp_points.csv", rows)
-    meta = json.loads((next(iter(job_dirs.values())) / "metrics.json").read_text())
-    perception = meta["perception"]
-    r0 = rows[0]
-    title = (f"{name}: {r0['dataset']} 16², {r0['operator']}, σ_y={float(r0['sigma']):g} "
-             f"({r0['sigma_space']} units)")
-    patch = meta["config"]["image_eval"].get("fd_patch")
-    grey = " grey" if meta["config"]["image_eval"].get("fd_patch_grey") else ""
-    xlabel = {"fd_pca": "perception: fd_pca, Fréchet distance in the top-8 PCA space of the "
-                        "training digits (lower is more natural)",
-              "fd_patch": f"perception: fd_patch, Fréchet distance of{grey} {patch}×{patch} patches to the "
-                          "clean images (lower is more natural)"}.get(perception)
+    title, perception, xlabel = _image_axes(name, rows, job_dirs)
     _save(plot_dp_overlay(rows, title, label_of=_label, max_mse=mse_limit(rows, 2.0),
                           perception=perception, xlabel=xlabel), out, f"{name}_dp")
     columns, x0, y = [], None, None
@@ -186,6 +195,48 @@ def plot_images(name: str, job_dirs: dict[str, Path], out: Path) -> None:
     fig = plot_image_columns(torch.from_numpy(x0), torch.from_numpy(y), columns, rows=6,
                              title=f"{title}; baselines at their lowest-MSE setting")
     _save(fig, out, f"{name}_grid")
+
+
+#: the few-step settings of the proxy figures: (sampler, K or None for all T, step rule)
+PROXY_RUNS = (("ours", None, None), ("ours", 100, "trace"), ("ours", 50, "trace"), ("ours", 25, "trace"),
+              ("ours", 25, "eq12"), ("dps", None, None), ("dps", 100, None), ("dps", 25, None))
+
+
+def proxy_jobs(operator: str = "gaussian_blur_small") -> dict[str, list[str]]:
+    """The FFHQ proxy (digits network trained with T = 1000, experiment=images_proxy) on one
+    operator: ours on all 1000 steps and on K = 100, 50, 25 (``step_rule=trace``; ``eq12`` at 25),
+    DPS on 1000, 100 and 25 steps (docs/RESULTS.md §21)."""
+    extra = [f"operator={operator}"] if operator != "gaussian_blur_small" else []
+    jobs = {}
+    for sampler, K, rule in PROXY_RUNS:
+        exp = "images_proxy" if sampler == "ours" else "images_proxy_dps"
+        steps = [] if K is None else [f"sampler.steps={K}"]
+        key = f"proxy-{operator}-{sampler}-" + ("T1000" if K is None else f"K{K}") + (f"-{rule}" if rule else "")
+        jobs[key] = [f"experiment={exp}", *extra, *steps, *([f"sampler.step_rule={rule}"] if rule else [])]
+    return jobs
+
+
+def plot_few_steps(name: str, job_dirs: dict[str, Path], out: Path) -> None:
+    """The proxy's DP plane, one curve per (sampler, steps, rule): ours over λ, DPS over ζ."""
+    from vsdr.experiments.writer import write_csv
+    from vsdr.plotting.figures import plot_dp_overlay
+
+    rows = _rows(job_dirs)
+    write_csv(out / "dp_points.csv", rows)
+    title, perception, xlabel = _image_axes(name, rows, job_dirs)
+
+    def label(r: dict) -> str:
+        sampler, steps, *rule = r["job"].split("-")[2:]
+        who = "ours (λ)" if sampler == "ours" else "DPS (ζ)"
+        return f"{who}, {'all 1000' if steps == 'T1000' else steps[1:]} steps" + (f", {rule[0]}" if rule else "")
+
+    # zoomed on the 1000-step curve: settings that break (MSE over twice its largest) fall off
+    # the plot, and the title says how many
+    ref = [float(r["mse"]) for r in rows if r["job"].endswith("-ours-T1000")]
+    top = 2.0 * max(ref) if ref else mse_limit(rows, 2.0)
+    _save(plot_dp_overlay(rows, f"{title}; network trained with T = 1000", label_of=label,
+                          max_mse=top, perception=perception, xlabel=xlabel),
+          out, f"{name}_dp")
 
 
 def _only(jobs: dict[str, list[str]], *suffixes: str) -> dict[str, list[str]]:
@@ -216,7 +267,16 @@ FIGURES: dict[str, str | Figure] = {
     "images_small_severe": "Fig. 7 at CPU scale at the FFHQ comparison's higher noise, σ_y = 0.5 in "
                            "[−1, 1]: digits deblur, ours over λ with the calibrated ζ(λ) (a soft λ = 0, "
                            "sharp strokes from λ = 0.5; σ_y = 0.2: experiment=images_small_severe)",
+    "images_proxy": Figure("Few steps on the FFHQ proxy (digits network trained with T = 1000), "
+                           "Gaussian deblur: ours on 1000 and on 100/50/25 steps, DPS on 1000/100/25 "
+                           "(DP plane; on request)", proxy_jobs("gaussian_blur_small"), plot_few_steps),
+    "images_proxy_sr": Figure("Few steps on the FFHQ proxy, ×4 super-resolution (on request)",
+                              proxy_jobs("super_resolution_x4"), plot_few_steps),
 }
+
+#: figures made only when named (`make figures images_proxy`): over the 15-minute budget of
+#: the default set (the proxy's network trains for 5 min and its 1000-step curves take 10 each)
+ON_REQUEST = ("images_proxy", "images_proxy_sr")
 
 
 #: overrides of the single-job entries (pinwheel_dp is then fig5's ours_lam job: run once)

@@ -12,7 +12,7 @@ from vsdr.console import tqdm_options
 from vsdr.diffusion.broadcast import per_sample
 from vsdr.diffusion.guidance import likelihood_gradient
 from vsdr.diffusion.noise import PerSampleNoise
-from vsdr.diffusion.schedule import VPSchedule
+from vsdr.diffusion.schedule import SPACINGS, VPSchedule
 from vsdr.diffusion.step import ddpm_posterior_mean
 from vsdr.diffusion.tweedie import x0_from_eps
 from vsdr.diffusion.variance import check_variance, reverse_std
@@ -34,6 +34,9 @@ class DPSSampler(Sampler):
     ``eps_and_v(x, i)`` must return a ``v ∈ [−1, 1]``, as a ``NetworkPrior`` of the images'
     ``2C``-channel ADM network does); see ``vsdr.diffusion.variance.reverse_std``.
     ``clip = (lo, hi)`` clamps ``x̂0`` as DPS does on images ([−1, 1]); ``None`` on 2D data.
+    ``steps = K`` runs the same loop on ``K`` of the ``T`` times (``VPSchedule.respace``, the
+    network called at its own ``t_k``; guided-diffusion's respacing, as ours' ``sampler.steps``):
+    one pull ``ζ ∇‖y − A x̂0‖₂`` per step taken, DPS's code at fewer steps.
     Without clipping and with ``variance='fixed_small'`` this is exactly
     ``VarianceScaledSampler(form='dps', variance='fixed_small')`` at λ = 1 (tested).
     """
@@ -44,9 +47,16 @@ class DPSSampler(Sampler):
     has_trajectory = True
 
     def __init__(self, variance: str = "fixed_small", clip: Sequence[float] | None = None,
-                 knob: str | None = None, progress: bool = True):
+                 knob: str | None = None, progress: bool = True, steps: int | None = None,
+                 spacing: str = "even"):
         super().__init__(knob, progress)
         check_variance(variance)
+        if steps is not None and (isinstance(steps, bool) or int(steps) != steps or steps < 2):
+            raise ValueError(f"sampler.steps={steps!r} must be null (all T steps) or a whole number >= 2")
+        if spacing not in SPACINGS:
+            raise ValueError(f"sampler.spacing={spacing!r} is not one of {SPACINGS}")
+        self.steps = None if steps is None else int(steps)
+        self.spacing = spacing
         if clip is not None and (len(clip) != 2 or not float(clip[0]) < float(clip[1])):
             raise ValueError(f"sampler.clip={clip!r} must be null or [lo, hi] with lo < hi")
         self.variance = variance
@@ -69,6 +79,9 @@ class DPSSampler(Sampler):
         zeta = per_sample_knob(knob, seeds, y.shape[0], "ζ")
         if bool((zeta < 0).any()):
             raise ValueError(f"DPS step sizes ζ={zeta.tolist()} must be >= 0")
+        times: list[int] | None = None  # network time of each step; None: the step index itself
+        if self.steps is not None and self.steps != schedule.T:
+            schedule, times = schedule.respace(self.steps, self.spacing)
         noise = PerSampleNoise(seeds, signal_shape(y, operator), schedule.T, dtype=y.dtype)
         x = noise.initial().to(y.device)
         zeta_b = per_sample(zeta, x)
@@ -78,7 +91,7 @@ class DPSSampler(Sampler):
             sc = schedule.at(i)
             with torch.enable_grad():
                 x_in = x.detach().requires_grad_(True)
-                eps, v = self._eps(model, x_in, i)
+                eps, v = self._eps(model, x_in, i if times is None else times[i])
                 x0_hat = x0_from_eps(x_in, eps, sc["alpha_bar"])
                 if self.clip is not None:
                     x0_hat = x0_hat.clamp(*self.clip)

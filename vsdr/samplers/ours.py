@@ -12,9 +12,10 @@ from vsdr.console import tqdm_options
 from vsdr.diffusion.broadcast import per_sample
 from vsdr.diffusion.checks import check_finite
 from vsdr.diffusion.guidance import FORMS, ZetaTable, check_residual, likelihood_gradient, pigdm_r2
-from vsdr.diffusion.noise import PerSampleNoise, chain_seeds
+from vsdr.diffusion.noise import PerSampleNoise, chain_seeds, probe_seeds
 from vsdr.diffusion.schedule import SPACINGS, VPSchedule
-from vsdr.diffusion.step import jump_covariance, marginal_step, psd_sqrt, variance_scaled_step
+from vsdr.diffusion.step import (jump_covariance, marginal_step, psd_sqrt, trace_jump_variance,
+                                 variance_scaled_step)
 from vsdr.diffusion.tweedie import x0_from_eps
 from vsdr.diffusion.variance import check_variance, reverse_std
 from vsdr.samplers.base import Knob, Sampler, SampleResult, per_sample_knob, signal_shape
@@ -22,9 +23,10 @@ from vsdr.samplers.base import Knob, Sampler, SampleResult, per_sample_knob, sig
 #: how the ``dps`` form's pull scales on a respaced schedule (``sampler.dps_scale``)
 DPS_SCALES = ("step", "time")
 
-#: the reverse step (``sampler.step_rule``): eq. 12 with ``σ'² = β'``, or eq. 12's mean with the
-#: jump's own covariance (docs/METHOD.md §2, "Few steps that keep the theory")
-STEP_RULES = ("eq12", "marginal")
+#: the reverse step (``sampler.step_rule``): eq. 12 with ``σ'² = β'``, eq. 12's mean with the
+#: jump's own covariance, or with that covariance's trace (isotropic; docs/METHOD.md §2, "Few
+#: steps that keep the theory")
+STEP_RULES = ("eq12", "marginal", "trace")
 
 #: ``step_rule='marginal'`` forms a ``d × d`` covariance per sample: points only
 MARGINAL_MAX_DIM = 64
@@ -78,6 +80,13 @@ class VarianceScaledSampler(Sampler):
     For Gaussian data and the exact score each step maps ``N(√ᾱ_t μ, λ V_t)`` onto
     ``N(√ᾱ_s μ, λ V_s)`` exactly, for any K (docs/METHOD.md §2).
 
+    ``step_rule='trace'`` (any size, images included) keeps the mean and takes the isotropic
+    ``σ'² I`` with the jump covariance's trace, ``σ'² = (β'/α')(1 + β' tr(H_t)/d)``
+    (``trace_jump_variance``, clipped to ``[β̃', β'/α']``), noise at every step; it replaces
+    ``variance``. ``tr(H_t)`` is the exact model's, or for a network one Hutchinson probe per step
+    (``network_trace``: two more backward passes). Exact when ``H_t ∝ I``; on the 16-D Gaussian of
+    docs/RESULTS.md §21 it is within 2.2 % of Theorem 1 at K = 20.
+
     ``average = N``: each sample is the mean of ``N`` chains at its λ, chain ``j`` from
     ``chain_seeds`` of the sample's seed (chain 0 is the sample's own chain); ``nfe`` counts the
     network evaluations of all ``N`` chains.
@@ -116,6 +125,9 @@ class VarianceScaledSampler(Sampler):
             raise ValueError("sampler.step_rule=marginal takes the jump's own covariance with the "
                              "paper form: it needs sampler.form=paper, sampler.variance=beta and "
                              "sampler.clip_x0=false")
+        if step_rule == "trace" and form == "pigdm":
+            raise ValueError("sampler.step_rule=trace estimates the score's curvature for the paper "
+                             "and dps forms; sampler.form=pigdm has no such estimate")
         self.step_rule = step_rule
         if isinstance(average, bool) or int(average) != average or average < 1:
             raise ValueError(f"sampler.average={average!r} must be a whole number >= 1")
@@ -150,8 +162,9 @@ class VarianceScaledSampler(Sampler):
 
     def score_and_v(self, model, x: Tensor, i: int, y: Tensor, operator, sigma_y: float,
                     zeta: Tensor, schedule: VPSchedule, t: int | None = None,
-                    original: VPSchedule | None = None,
-                    hessian: bool = False) -> tuple[Tensor, Tensor | None, Tensor | None]:
+                    original: VPSchedule | None = None, hessian: bool = False,
+                    probes: tuple[Tensor, Tensor] | None = None,
+                    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """The conditional score, with ``variance='learned_range'`` the network's variance
         channels ``v`` (detached; ``None`` otherwise) and, with ``hessian``, the score's Jacobian
         ``H_t`` (``(B, d, d)``: the exact model's ``score_jacobian``, or ``network_hessian``; ``None``
@@ -161,14 +174,21 @@ class VarianceScaledSampler(Sampler):
         ``schedule.at(i)`` gives the step's scalars; the model is called at time ``t``
         (``None``: ``i``; a respaced schedule's step ``k`` calls it at ``t_k``); ``original``:
         the T-step schedule a respaced ``schedule`` came from (``dps_scale='time'`` reads the
-        ``dps`` form's ``√α_t/β_t`` from it at ``t``)."""
+        ``dps`` form's ``√α_t/β_t`` from it at ``t``). With ``probes = (u_x, u_y)`` (shaped like
+        ``x`` and ``y``) the third value is instead ``tr(H_t)/d`` per sample ``(B,)``: the exact
+        model's, or ``network_trace``'s estimate."""
         t = i if t is None else t
         if getattr(model, "is_conditional", False):
             with torch.no_grad():
                 score = model.score(x, t, y)
+            if probes is not None:
+                d = x[0].numel()
+                return score, None, model.score_jacobian(x, t, y).diagonal(dim1=-2, dim2=-1).sum(-1) / d
             return score, None, model.score_jacobian(x, t, y) if hessian else None
         sc = schedule.at(i)
         ab = sc["alpha_bar"]
+        dps_sc = original.at(t) if self.dps_scale == "time" and original is not None else sc
+        dps_coef = dps_sc["alpha"] ** 0.5 / dps_sc["beta"]   # the dps form's √α_t/β_t
         with torch.enable_grad():
             x_in = x.detach().requires_grad_(True)
             if self.variance == "learned_range":
@@ -183,6 +203,8 @@ class VarianceScaledSampler(Sampler):
             if self.clip_x0:
                 x0_hat = x0_hat.clamp(-1.0, 1.0)
             H = self.network_hessian(x_in, x0_hat, ab, operator, sigma_y, zeta) if hessian else None
+            if probes is not None:
+                H = self.network_trace(x_in, x0_hat, ab, y, operator, sigma_y, zeta, dps_coef, *probes)
             r2 = pigdm_r2(ab, self.pigdm_prior_var) if self.form == "pigdm" else 0.0
             grad = likelihood_gradient(x_in, x0_hat, y, operator, self.form, self.residual,
                                        r2=r2, sigma_y=sigma_y)
@@ -193,10 +215,7 @@ class VarianceScaledSampler(Sampler):
         zeta_b = per_sample(zeta, x)
         if self.form in ("paper", "pigdm"):
             return score - zeta_b * grad / sigma_y**2, v, H
-        if self.dps_scale == "time" and original is not None:
-            sc = original.at(t)
-        beta, alpha = sc["beta"], sc["alpha"]
-        return score - zeta_b * (alpha**0.5 / beta) * grad, v, H
+        return score - zeta_b * dps_coef * grad, v, H
 
     def network_hessian(self, x_in: Tensor, x0_hat: Tensor, alpha_bar: float, operator,
                         sigma_y: float, zeta: Tensor) -> Tensor:
@@ -221,6 +240,38 @@ class VarianceScaledSampler(Sampler):
              "sum_no_sigma": 1.0}[self.residual]
         zeta_b = zeta.to(J).reshape(-1, 1, 1)
         return (alpha_bar**0.5 * J - eye) / (1.0 - alpha_bar) - 2.0 * w * zeta_b * AJ.transpose(1, 2) @ AJ
+
+    def network_trace(self, x_in: Tensor, x0_hat: Tensor, alpha_bar: float, y: Tensor, operator,
+                      sigma_y: float, zeta: Tensor, dps_coef: float, u_x: Tensor, u_y: Tensor) -> Tensor:
+        """Hutchinson's estimate of ``tr(H_t)/d`` per sample, ``(B,)``, from one probe ``u_x``
+        (signal) and ``u_y`` (measurement), both ``N(0, I)``:
+
+            tr J ≈ u_xᵀ Jᵀ u_x,   tr(JᵀAᵀ Π A J) ≈ ‖Jᵀ Aᵀ Π u_y‖²        (J = ∂x̂0/∂x_t)
+            paper: tr H = (√ᾱ tr J − d)/(1 − ᾱ) − 2 ζ(λ) w tr(JᵀAᵀAJ)            (Π = I)
+            dps:   tr H = (√ᾱ tr J − d)/(1 − ᾱ) − ζ (√α/β) tr(JᵀAᵀ Π A J)/‖r‖   (Π = I − r̂r̂ᵀ)
+
+        the Jacobian of the prior score and the Gauss–Newton Hessian of the likelihood term
+        (``w`` as in ``network_hessian``; ``r = y − A x̂0``; ``dps_coef = √α/β`` of the step).
+        Two backward passes; the graph of ``x0_hat`` is kept for the likelihood gradient."""
+        B, d = len(x_in), x_in[0].numel()
+        (jtu,) = torch.autograd.grad(x0_hat, x_in, grad_outputs=u_x, retain_graph=True)
+        tr_j = (u_x * jtu).reshape(B, -1).sum(1)
+        Ax = operator.forward(x0_hat)
+        r = (y - Ax).detach().reshape(B, -1)
+        u = u_y.reshape(B, -1)
+        if self.form == "dps":
+            rn = r.norm(dim=1, keepdim=True).clamp_min(1e-30)
+            u = u - (r / rn) * ((r / rn) * u).sum(1, keepdim=True)
+        (g,) = torch.autograd.grad(Ax, x_in, grad_outputs=u.reshape(Ax.shape), retain_graph=True)
+        gg = g.detach().reshape(B, -1).pow(2).sum(1)
+        zeta_b = zeta.to(gg)
+        if self.form == "dps":
+            tr_g = -zeta_b * dps_coef * gg / rn.squeeze(1)
+        else:
+            w = {"sum": 1.0 / sigma_y**2, "mean": 1.0 / (sigma_y**2 * r.shape[1]),
+                 "sum_no_sigma": 1.0}[self.residual]
+            tr_g = -2.0 * w * zeta_b * gg
+        return ((alpha_bar**0.5 * tr_j.detach() - d) / (1.0 - alpha_bar) + tr_g) / d
 
     def __call__(
         self,
@@ -271,6 +322,10 @@ class VarianceScaledSampler(Sampler):
             raise ValueError(f"sampler.step_rule=marginal forms a d × d covariance per sample; "
                              f"d = {math.prod(shape)} is more than {MARGINAL_MAX_DIM}")
         noise = PerSampleNoise(seeds, shape, schedule.T, dtype=y.dtype)
+        trace = self.step_rule == "trace"
+        if trace:  # the Hutchinson probes: their own streams, one draw each per step
+            probe_x = PerSampleNoise(probe_seeds(seeds, 0), shape, schedule.T, dtype=y.dtype)
+            probe_y = PerSampleNoise(probe_seeds(seeds, 1), y.shape[1:], schedule.T, dtype=y.dtype)
         x = noise.initial() if x_T is None else x_T.clone()
         x = x.to(y.device)
         zeta = self.zeta(lam)
@@ -280,10 +335,17 @@ class VarianceScaledSampler(Sampler):
         steps = range(schedule.T - 1, -1, -1)
         for i in tqdm(steps, desc="sampling", **tqdm_options(self.progress)):
             t = i if times is None else times[i]
+            probes = (probe_x.next().to(x), probe_y.next().to(y)) if trace else None
             score, v, H = self.score_and_v(model, x, i, y, operator, sigma_y, zeta, schedule, t,
-                                           original, hessian=marginal)
+                                           original, hessian=marginal, probes=probes)
             sc = schedule.at(i)
-            if marginal:
+            if trace:
+                var = trace_jump_variance(sc["beta"], sc["alpha_bar"], sc["alpha_bar_prev"],
+                                          H.to(torch.float64))
+                x = variance_scaled_step(x, score, sc["beta"], sc["alpha"],
+                                         per_sample(var.sqrt().to(x), x), lam_x,
+                                         noise.next().to(x)).detach()
+            elif marginal:
                 root = psd_sqrt(jump_covariance(sc["beta"], H.to(torch.float64)))
                 x = marginal_step(x, score, sc["beta"], sc["alpha"], root, lam_x,
                                   noise.next().to(x)).detach()

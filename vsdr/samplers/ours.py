@@ -236,10 +236,15 @@ class VarianceScaledSampler(Sampler):
         cols = [operator.forward(J[:, :, k].reshape(x_in.shape).to(x_in.dtype)).reshape(B, -1)
                 for k in range(d)]
         AJ = torch.stack(cols, 2).to(J.dtype)                                  # (B, m, d)
-        w = {"sum": 1.0 / sigma_y**2, "mean": 1.0 / (sigma_y**2 * AJ.shape[1]),
-             "sum_no_sigma": 1.0}[self.residual]
+        w = self.residual_weight(sigma_y, AJ.shape[1])
         zeta_b = zeta.to(J).reshape(-1, 1, 1)
         return (alpha_bar**0.5 * J - eye) / (1.0 - alpha_bar) - 2.0 * w * zeta_b * AJ.transpose(1, 2) @ AJ
+
+    def residual_weight(self, sigma_y: float, m: int) -> float:
+        """``w``, the weight of ``‖y − A x̂0‖²`` in the paper form's log-likelihood term:
+        ``1/σ_y²`` (``residual='sum'``), ``1/(σ_y² m)`` (``'mean'``, ``m`` entries of y), 1
+        (``'sum_no_sigma'``)."""
+        return {"sum": 1.0 / sigma_y**2, "mean": 1.0 / (sigma_y**2 * m), "sum_no_sigma": 1.0}[self.residual]
 
     def network_trace(self, x_in: Tensor, x0_hat: Tensor, alpha_bar: float, y: Tensor, operator,
                       sigma_y: float, zeta: Tensor, dps_coef: float, u_x: Tensor, u_y: Tensor) -> Tensor:
@@ -268,9 +273,7 @@ class VarianceScaledSampler(Sampler):
         if self.form == "dps":
             tr_g = -zeta_b * dps_coef * gg / rn.squeeze(1)
         else:
-            w = {"sum": 1.0 / sigma_y**2, "mean": 1.0 / (sigma_y**2 * r.shape[1]),
-                 "sum_no_sigma": 1.0}[self.residual]
-            tr_g = -2.0 * w * zeta_b * gg
+            tr_g = -2.0 * self.residual_weight(sigma_y, r.shape[1]) * zeta_b * gg
         return ((alpha_bar**0.5 * tr_j.detach() - d) / (1.0 - alpha_bar) + tr_g) / d
 
     def __call__(

@@ -11,7 +11,8 @@ Sections (``--only``):
 - ``mlp2d``: the default job's rows (6 λ × 1,000 points, the job's ``data.net_batch``
   blocks), ``adm``: ``model=adm_small`` (64², random weights, 61×61 blur) at batch 1 and 4.
   Per step, ours (``VarianceScaledSampler``, and with ``step_rule=trace``) and DPS
-  (``DPSSampler``) against a bare network forward + backward through x̂0, and DiffPIR per network evaluation against a bare forward;
+  (``DPSSampler``) against a bare network forward + backward through x̂0, and DiffPIR per
+  network evaluation against a bare forward;
 - ``job``: ``python run.py`` (the default job, network cached) wall time, quiet and loaded
   (two busy ``python -c "while True: pass"`` processes, started and killed here), with
   ``threads=1`` and torch's default thread count;

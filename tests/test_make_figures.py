@@ -155,7 +155,8 @@ def test_proxy_figures_are_made_on_request_and_share_one_network(tmp_path):
     lists its eight jobs."""
     assert set(mf.ON_REQUEST) == {"images_proxy", "images_proxy_sr"} <= set(mf.FIGURES)
     nets = set()
-    for name, operator in (("images_proxy", "gaussian_blur_small"), ("images_proxy_sr", "super_resolution_x4")):
+    for name, operator in (("images_proxy", "gaussian_blur_small"),
+                           ("images_proxy_sr", "super_resolution_x4")):
         jobs = mf.figure_jobs(name)
         assert len(jobs) == 8
         for key, overrides in jobs.items():

@@ -138,19 +138,26 @@ def test_marginal_rule_keeps_theorems_1_and_2_in_closed_form(K):
     assert moments_ratios(*chain_moments(mu, Sig, sub, 1.0, "eq12"), mu, Sig)[0] > 2.06
 
 
+def sampled_outputs(K: int, rule: str, n: int = 4000):
+    """``n`` samples per λ ∈ {0, 0.25, 0.5, 0.75, 1} of the K-step chain with ``step_rule=rule``
+    and the exact score on ``gaussian_problem``: λs, samples ``(5, n, 16)`` (float64), the
+    posterior's ``μ``, ``Σ`` and the respaced schedule."""
+    ds, op, y, mu, Sig = gaussian_problem()
+    lams = [0.0, 0.25, 0.5, 0.75, 1.0]
+    sch = VPSchedule.linear(T=1000)
+    out = VarianceScaledSampler(progress=False, steps=K, step_rule=rule)(
+        ExactPosterior(ds.prior, op.A, 0.5, sch), y.float().expand(n * len(lams), -1).contiguous(),
+        MatrixOperator(matrix=op.A.tolist()), 0.5, torch.tensor(lams).repeat_interleave(n),
+        per_sample_seeds(0, range(n)) * len(lams), sch)
+    return lams, out.samples.double().reshape(len(lams), n, -1), mu, Sig, sch.respace(K)[0]
+
+
 @pytest.mark.parametrize("K", [20, 50])
 def test_marginal_rule_sampled_follows_the_closed_form(K):
     """4,000 samples per λ through the sampler with the exact score: MSE/D* within 3 % of
     1 + λ and of the closed form, W2/√D* within 0.05 of 1 − √λ."""
-    ds, op, y, mu, Sig = gaussian_problem()
-    n, lams = 4000, [0.0, 0.25, 0.5, 0.75, 1.0]
-    sch = VPSchedule.linear(T=1000)
-    out = VarianceScaledSampler(progress=False, steps=K, step_rule="marginal")(
-        ExactPosterior(ds.prior, op.A, 0.5, sch), y.float().expand(n * len(lams), -1).contiguous(),
-        MatrixOperator(matrix=op.A.tolist()), 0.5, torch.tensor(lams).repeat_interleave(n),
-        per_sample_seeds(0, range(n)) * len(lams), sch)
-    sub = sch.respace(K)[0]
-    for lam, s in zip(lams, out.samples.double().reshape(len(lams), n, -1)):
+    lams, samples, mu, Sig, sub = sampled_outputs(K, "marginal")
+    for lam, s in zip(lams, samples):
         mse, w2 = moments_ratios(s.mean(0), torch.cov(s.T), mu, Sig)
         exact = moments_ratios(*chain_moments(mu, Sig, sub, lam, "marginal"), mu, Sig)[0]
         assert mse == pytest.approx(1 + lam, rel=0.03) and mse == pytest.approx(exact, rel=0.03)

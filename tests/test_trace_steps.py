@@ -8,13 +8,12 @@ import math
 
 import pytest
 import torch
-from test_marginal_steps import LinearEps, gaussian_problem, moments_ratios
+from test_marginal_steps import LinearEps, gaussian_problem, moments_ratios, sampled_outputs
 
 from vsdr.diffusion import VPSchedule, per_sample_seeds
 from vsdr.diffusion.gaussian_chain import chain_moments
 from vsdr.diffusion.noise import probe_seeds
 from vsdr.diffusion.step import jump_covariance, trace_jump_variance
-from vsdr.models.exact import ExactPosterior
 from vsdr.operators import Identity, MatrixOperator
 from vsdr.samplers import VarianceScaledSampler
 
@@ -66,15 +65,8 @@ def test_trace_rule_sampled_follows_the_closed_form(K):
     """4,000 samples per λ with the exact score: MSE/D* within 3 % of the closed form (within
     4 % of 1 + λ: the closed form is 2.2 % off at K = 20), W2/√D* within 0.04 of the closed
     form's (4,000 samples in 16-D leave a W2 floor of about 0.03)."""
-    ds, op, y, mu, Sig = gaussian_problem()
-    n, lams = 4000, [0.0, 0.25, 0.5, 0.75, 1.0]
-    sch = VPSchedule.linear(T=1000)
-    out = VarianceScaledSampler(progress=False, steps=K, step_rule="trace")(
-        ExactPosterior(ds.prior, op.A, 0.5, sch), y.float().expand(n * len(lams), -1).contiguous(),
-        MatrixOperator(matrix=op.A.tolist()), 0.5, torch.tensor(lams).repeat_interleave(n),
-        per_sample_seeds(0, range(n)) * len(lams), sch)
-    sub = sch.respace(K)[0]
-    for lam, s in zip(lams, out.samples.double().reshape(len(lams), n, -1)):
+    lams, samples, mu, Sig, sub = sampled_outputs(K, "trace")
+    for lam, s in zip(lams, samples):
         mse, w2 = moments_ratios(s.mean(0), torch.cov(s.T), mu, Sig)
         exact, exact_w2 = moments_ratios(*chain_moments(mu, Sig, sub, lam, "trace"), mu, Sig)
         assert mse == pytest.approx(exact, rel=0.03) and mse == pytest.approx(1 + lam, rel=0.04)

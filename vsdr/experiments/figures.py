@@ -162,8 +162,6 @@ def plot_images(name: str, job_dirs: dict[str, Path], out: Path) -> None:
     """Fig. 7 at CPU scale: the DP plane (MSE of [0, 1] images against the perception measure
     the jobs chose, image_eval.perception) and one image grid: clean, measurement, ours for every λ,
     and DPS, DiffPIR and PSCGAN each at its lowest-MSE knob value."""
-    import json
-
     import torch
 
     from vsdr.experiments.writer import write_csv
@@ -211,8 +209,10 @@ def proxy_jobs(operator: str = "gaussian_blur_small") -> dict[str, list[str]]:
     for sampler, K, rule in PROXY_RUNS:
         exp = "images_proxy" if sampler == "ours" else "images_proxy_dps"
         steps = [] if K is None else [f"sampler.steps={K}"]
-        key = f"proxy-{operator}-{sampler}-" + ("T1000" if K is None else f"K{K}") + (f"-{rule}" if rule else "")
-        jobs[key] = [f"experiment={exp}", *extra, *steps, *([f"sampler.step_rule={rule}"] if rule else [])]
+        rules = [f"sampler.step_rule={rule}"] if rule else []
+        size = "T1000" if K is None else f"K{K}"
+        key = f"proxy-{operator}-{sampler}-{size}" + (f"-{rule}" if rule else "")
+        jobs[key] = [f"experiment={exp}", *extra, *steps, *rules]
     return jobs
 
 
@@ -228,7 +228,8 @@ def plot_few_steps(name: str, job_dirs: dict[str, Path], out: Path) -> None:
     def label(r: dict) -> str:
         sampler, steps, *rule = r["job"].split("-")[2:]
         who = "ours (λ)" if sampler == "ours" else "DPS (ζ)"
-        return f"{who}, {'all 1000' if steps == 'T1000' else steps[1:]} steps" + (f", {rule[0]}" if rule else "")
+        count = "all 1000" if steps == "T1000" else steps[1:]
+        return f"{who}, {count} steps" + (f", {rule[0]}" if rule else "")
 
     # zoomed on the 1000-step curve: settings that break (MSE over twice its largest) fall off
     # the plot, and the title says how many

@@ -14,8 +14,13 @@ from vsdr.diffusion.checks import check_finite
 from vsdr.diffusion.guidance import FORMS, ZetaTable, check_residual, likelihood_gradient, pigdm_r2
 from vsdr.diffusion.noise import PerSampleNoise, chain_seeds, probe_seeds
 from vsdr.diffusion.schedule import SPACINGS, VPSchedule
-from vsdr.diffusion.step import (jump_covariance, marginal_step, psd_sqrt, trace_jump_variance,
-                                 variance_scaled_step)
+from vsdr.diffusion.step import (
+    jump_covariance,
+    marginal_step,
+    psd_sqrt,
+    trace_jump_variance,
+    variance_scaled_step,
+)
 from vsdr.diffusion.tweedie import x0_from_eps
 from vsdr.diffusion.variance import check_variance, reverse_std
 from vsdr.samplers.base import Knob, Sampler, SampleResult, per_sample_knob, signal_shape

@@ -18,14 +18,17 @@ STREAM_AVERAGE = 10
 STREAM_PROBE = 11
 
 
+def seed_of(key: Sequence[int]) -> int:
+    """A 63-bit seed from the integers ``key`` (numpy's SeedSequence: independent streams for
+    different keys)."""
+    return int(np.random.SeedSequence([int(k) for k in key]).generate_state(2, np.uint32)
+               .astype(np.uint64).dot([1 << 31, 1]))
+
+
 def per_sample_seeds(seed: int, indices: Sequence[int] | np.ndarray, stream: int = 0) -> list[int]:
     """Independent 63-bit seeds for items ``indices`` of job seed ``seed``
     (numpy's SeedSequence over ``(seed, stream, index)``)."""
-    return [
-        int(np.random.SeedSequence([int(seed), int(stream), int(j)]).generate_state(2, np.uint32)
-            .astype(np.uint64).dot([1 << 31, 1]))
-        for j in indices
-    ]
+    return [seed_of([seed, stream, j]) for j in indices]
 
 
 def sample_seeds(seed: int, items: Sequence[int] | np.ndarray, samples_per_item: int = 1) -> list[int]:
@@ -41,8 +44,7 @@ def sample_seeds(seed: int, items: Sequence[int] | np.ndarray, samples_per_item:
     for k in items:
         j, s = divmod(int(k), S)
         key = [int(seed), STREAM_SAMPLER, j] + ([s] if s else [])
-        out.append(int(np.random.SeedSequence(key).generate_state(2, np.uint32)
-                       .astype(np.uint64).dot([1 << 31, 1])))
+        out.append(seed_of(key))
     return out
 
 
@@ -56,16 +58,14 @@ def chain_seeds(seeds: Sequence[int], chains: int) -> list[int]:
     out = []
     for s in seeds:
         out.append(int(s))
-        out += [int(np.random.SeedSequence([int(s), STREAM_AVERAGE, j]).generate_state(2, np.uint32)
-                    .astype(np.uint64).dot([1 << 31, 1])) for j in range(1, N)]
+        out += [seed_of([s, STREAM_AVERAGE, j]) for j in range(1, N)]
     return out
 
 
 def probe_seeds(seeds: Sequence[int], space: int) -> list[int]:
     """Seeds of the Hutchinson probes of each sample (``(seed, STREAM_PROBE, space)``; ``space``
     0: the signal's, 1: the measurement's), independent of the chain's own noise and of the batch."""
-    return [int(np.random.SeedSequence([int(s), STREAM_PROBE, int(space)]).generate_state(2, np.uint32)
-                .astype(np.uint64).dot([1 << 31, 1])) for s in seeds]
+    return [seed_of([s, STREAM_PROBE, space]) for s in seeds]
 
 
 class PerSampleNoise:

@@ -37,6 +37,16 @@ def spaced_timesteps(T: int, steps: int, spacing: str = "even") -> list[int]:
     raise ValueError(f"sampler.spacing={spacing!r} is not one of {SPACINGS}")
 
 
+def check_steps(steps: int | None, spacing: str) -> int | None:
+    """A sampler's ``sampler.steps`` and ``sampler.spacing``, checked: ``steps`` is ``None``
+    (all T steps) or a whole number >= 2, ``spacing`` one of ``SPACINGS``; ``steps`` as an int."""
+    if steps is not None and (isinstance(steps, bool) or int(steps) != steps or steps < 2):
+        raise ValueError(f"sampler.steps={steps!r} must be null (all T steps) or a whole number >= 2")
+    if spacing not in SPACINGS:
+        raise ValueError(f"sampler.spacing={spacing!r} is not one of {SPACINGS}")
+    return None if steps is None else int(steps)
+
+
 @dataclass(frozen=True)
 class VPSchedule:
     """Linear-β VP schedule: ``β_i`` from ``beta_start`` to ``beta_end``, ``α = 1 − β``,
@@ -121,6 +131,14 @@ class VPSchedule:
         schedule (guided-diffusion's ``space_timesteps`` with one section does the same)."""
         times = spaced_timesteps(self.T, steps, spacing)
         return VPSchedule.from_alpha_bars(self.alpha_bars[times]), times
+
+    def on_steps(self, steps: int | None, spacing: str = "even") -> tuple[VPSchedule, list[int] | None]:
+        """The schedule a ``steps``-step sampler runs on and the network time of each of its
+        steps: ``respace(steps, spacing)``, or this schedule and ``None`` (step ``i`` at time
+        ``i``) when ``steps`` is ``None`` or ``T``."""
+        if steps is None or steps == self.T:
+            return self, None
+        return self.respace(steps, spacing)
 
     @property
     def T(self) -> int:

@@ -12,7 +12,7 @@ from vsdr.console import tqdm_options
 from vsdr.diffusion.broadcast import per_sample
 from vsdr.diffusion.guidance import likelihood_gradient
 from vsdr.diffusion.noise import PerSampleNoise
-from vsdr.diffusion.schedule import SPACINGS, VPSchedule
+from vsdr.diffusion.schedule import VPSchedule, check_steps
 from vsdr.diffusion.step import ddpm_posterior_mean
 from vsdr.diffusion.tweedie import x0_from_eps
 from vsdr.diffusion.variance import check_variance, reverse_std
@@ -51,12 +51,7 @@ class DPSSampler(Sampler):
                  spacing: str = "even"):
         super().__init__(knob, progress)
         check_variance(variance)
-        if steps is not None and (isinstance(steps, bool) or int(steps) != steps or steps < 2):
-            raise ValueError(f"sampler.steps={steps!r} must be null (all T steps) or a whole number >= 2")
-        if spacing not in SPACINGS:
-            raise ValueError(f"sampler.spacing={spacing!r} is not one of {SPACINGS}")
-        self.steps = None if steps is None else int(steps)
-        self.spacing = spacing
+        self.steps, self.spacing = check_steps(steps, spacing), spacing
         if clip is not None and (len(clip) != 2 or not float(clip[0]) < float(clip[1])):
             raise ValueError(f"sampler.clip={clip!r} must be null or [lo, hi] with lo < hi")
         self.variance = variance
@@ -79,9 +74,8 @@ class DPSSampler(Sampler):
         zeta = per_sample_knob(knob, seeds, y.shape[0], "ζ")
         if bool((zeta < 0).any()):
             raise ValueError(f"DPS step sizes ζ={zeta.tolist()} must be >= 0")
-        times: list[int] | None = None  # network time of each step; None: the step index itself
-        if self.steps is not None and self.steps != schedule.T:
-            schedule, times = schedule.respace(self.steps, self.spacing)
+        # times: network time of each step; None: the step index itself
+        schedule, times = schedule.on_steps(self.steps, self.spacing)
         noise = PerSampleNoise(seeds, signal_shape(y, operator), schedule.T, dtype=y.dtype)
         x = noise.initial().to(y.device)
         zeta_b = per_sample(zeta, x)

@@ -13,7 +13,7 @@ from vsdr.diffusion.broadcast import per_sample
 from vsdr.diffusion.checks import check_finite
 from vsdr.diffusion.guidance import FORMS, ZetaTable, check_residual, likelihood_gradient, pigdm_r2
 from vsdr.diffusion.noise import PerSampleNoise, chain_seeds, probe_seeds
-from vsdr.diffusion.schedule import SPACINGS, VPSchedule
+from vsdr.diffusion.schedule import VPSchedule, check_steps
 from vsdr.diffusion.step import (
     jump_covariance,
     marginal_step,
@@ -137,12 +137,7 @@ class VarianceScaledSampler(Sampler):
         if isinstance(average, bool) or int(average) != average or average < 1:
             raise ValueError(f"sampler.average={average!r} must be a whole number >= 1")
         self.average = int(average)
-        if steps is not None and (isinstance(steps, bool) or int(steps) != steps or steps < 2):
-            raise ValueError(f"sampler.steps={steps!r} must be null (all T steps) or a whole number >= 2")
-        self.steps = None if steps is None else int(steps)
-        if spacing not in SPACINGS:
-            raise ValueError(f"sampler.spacing={spacing!r} is not one of {SPACINGS}")
-        self.spacing = spacing
+        self.steps, self.spacing = check_steps(steps, spacing), spacing
         if dps_scale not in DPS_SCALES:
             raise ValueError(f"sampler.dps_scale={dps_scale!r} is not one of {DPS_SCALES}")
         self.dps_scale = dps_scale
@@ -320,10 +315,9 @@ class VarianceScaledSampler(Sampler):
               schedule: VPSchedule, x_T: Tensor | None = None, keep_trajectory: bool = False,
               callback: Callable[[int, Tensor], None] | None = None) -> SampleResult:
         """One reverse chain per row of ``y`` (its ``λ = lam[b]``, seed ``seeds[b]``)."""
-        times: list[int] | None = None  # network time of each step; None: the step index itself
         T, original = schedule.T, schedule
-        if self.steps is not None and self.steps != T:
-            schedule, times = schedule.respace(self.steps, self.spacing)
+        # times: network time of each step; None: the step index itself
+        schedule, times = schedule.on_steps(self.steps, self.spacing)
         shape = signal_shape(y, operator) if x_T is None else x_T.shape[1:]
         marginal = self.step_rule == "marginal"
         if marginal and math.prod(shape) > MARGINAL_MAX_DIM:

@@ -24,10 +24,11 @@ def make_small_ffhq(root: Path, n_images: int = 2) -> Path:
     return root
 
 
-def small_overrides(root: Path, experiment: str = "ffhq_deblur") -> list[str]:
-    """The overrides that run ``experiment`` at CPU size on ``make_small_ffhq(root)``."""
+def small_overrides(root: Path, experiment: str = "ffhq_deblur", T: int = 3) -> list[str]:
+    """The overrides that run ``experiment`` at CPU size on ``make_small_ffhq(root)``, on a
+    ``T``-step schedule (DiffPIR: 3 evaluations)."""
     out = [f"experiment={experiment}", "model=adm_small", f"model.ckpt={root / 'adm_small.pt'}",
-           "dataset.image_size=64", f"dataset.root={root / 'test'}", "diffusion.T=3",
+           "dataset.image_size=64", f"dataset.root={root / 'test'}", f"diffusion.T={T}",
            "image_metrics.standin=true", "logger=none", "progress=false", "outputs.images=false"]
     if "diffpir" in experiment:
         out.append("sampler.steps=3")

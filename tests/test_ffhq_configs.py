@@ -11,11 +11,11 @@ import math
 import pytest
 import torch
 from conftest import compose_cfg, run_cli
+from ffhq_small import make_small_ffhq, small_overrides
 
 from vsdr.data.images import save_images
 from vsdr.errors import ConfigError
 from vsdr.experiments.job import run_job
-from vsdr.experiments.prior import build_network
 
 FFHQ = ["ffhq_deblur", "ffhq_deblur_hinoise", "ffhq_sr8", "ffhq_deblur_dps", "ffhq_deblur_diffpir",
         "ffhq_sr8_dps", "ffhq_sr8_diffpir", "ffhq_deblur_diffpir_circular", "ffhq_sr8_diffpir_circular"]
@@ -165,25 +165,12 @@ def test_ffhq_with_a_point_network_is_refused():
 @pytest.fixture(scope="module")
 def small_ffhq(tmp_path_factory):
     """Two 64² test images and a random-weight adm_small checkpoint (strictly loadable)."""
-    root = tmp_path_factory.mktemp("ffhq_small")
-    g = torch.Generator().manual_seed(0)
-    save_images(torch.rand(2, 3, 64, 64, generator=g) * 2 - 1, root / "test")
-    cfg = compose_cfg(["experiment=ffhq_deblur", "model=adm_small"])
-    from vsdr.diffusion import VPSchedule
-
-    torch.manual_seed(0)
-    net = build_network(cfg, VPSchedule.linear(T=3))
-    torch.save(net.state_dict(), root / "adm_small.pt")
-    return root
+    return make_small_ffhq(tmp_path_factory.mktemp("ffhq_small"))
 
 
 @pytest.mark.parametrize("experiment", FFHQ)
 def test_every_ffhq_config_runs_end_to_end_at_cpu_size(experiment, small_ffhq, tmp_path, cache_dir):
-    overrides = [f"experiment={experiment}", "model=adm_small", f"model.ckpt={small_ffhq / 'adm_small.pt'}",
-                 "dataset.image_size=64", f"dataset.root={small_ffhq / 'test'}", "diffusion.T=3",
-                 "image_metrics.standin=true", "logger=none", "progress=false", "outputs.images=false"]
-    if "diffpir" in experiment:
-        overrides.append("sampler.steps=3")
+    overrides = small_overrides(small_ffhq, experiment)
     if experiment in PAPER_ROWS:
         overrides.append("lam=[0,0.5,1]")
     cfg = compose_cfg(overrides)
@@ -215,10 +202,7 @@ def test_ffhq_configs_take_the_few_step_option(experiment, extra, small_ffhq, tm
     """One override (``sampler.steps=K``; ours also ``sampler.step_rule=trace``) runs an FFHQ
     config on K of its T steps (docs/FFHQ.md): here K = 4 of T = 12, so each row costs 4 network
     evaluations per image, not 12."""
-    overrides = [f"experiment={experiment}", "model=adm_small", f"model.ckpt={small_ffhq / 'adm_small.pt'}",
-                 "dataset.image_size=64", f"dataset.root={small_ffhq / 'test'}", "diffusion.T=12",
-                 "image_metrics.standin=true", "logger=none", "progress=false", "outputs.images=false",
-                 *extra]
+    overrides = [*small_overrides(small_ffhq, experiment, T=12), *extra]
     if experiment in PAPER_ROWS:
         overrides.append("lam=[0,1]")
     else:

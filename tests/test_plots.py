@@ -69,6 +69,18 @@ def test_titles_count_and_legends_read():
     plt.close(fig)
 
 
+def test_overlay_zooms_on_both_axes():
+    """A perception limit takes points off the plot like the MSE limit: a point with a low MSE
+    beyond it and the ζ = 0 point beyond both are counted in the title, and the x range ends
+    before them."""
+    rows = _overlay_rows() + [_row("dps", "zeta", 0.01, 1.5, 0.8)]
+    fig = plot_dp_overlay(rows, "zoom", max_mse=2.6, max_perception=0.4)
+    ax = fig.axes[0]
+    assert "2 points with MSE > 2.6 or w2 > 0.4 off the plot" in ax.get_title()
+    assert 0.35 < ax.get_xlim()[1] < 0.5
+    plt.close(fig)
+
+
 def test_a_long_legend_sits_below_the_axes_and_hides_no_point():
     """Five curves (the robustness figure): the legend goes below the axes, inside the figure,
     clear of every plotted point; two curves keep it inside the axes."""

@@ -231,12 +231,13 @@ def plot_few_steps(name: str, job_dirs: dict[str, Path], out: Path) -> None:
         count = "all 1000" if steps == "T1000" else steps[1:]
         return f"{who}, {count} steps" + (f", {rule[0]}" if rule else "")
 
-    # zoomed on the 1000-step curve: settings that break (MSE over twice its largest) fall off
-    # the plot, and the title says how many
-    ref = [float(r["mse"]) for r in rows if r["job"].endswith("-ours-T1000")]
-    top = 2.0 * max(ref) if ref else mse_limit(rows, 2.0)
+    # zoomed on the 1000-step curve: settings that break (MSE over twice its largest, or the
+    # perception measure over three times its largest) fall off the plot, the title says how many
+    ref = [r for r in rows if r["job"].endswith("-ours-T1000")]
+    top = 2.0 * max(float(r["mse"]) for r in ref) if ref else mse_limit(rows, 2.0)
+    right = 3.0 * max(float(r[perception]) for r in ref) if ref else None
     _save(plot_dp_overlay(rows, f"{title}; network trained with T = 1000", label_of=label,
-                          max_mse=top, perception=perception, xlabel=xlabel),
+                          max_mse=top, perception=perception, xlabel=xlabel, max_perception=right),
           out, f"{name}_dp")
 
 

@@ -69,16 +69,14 @@ def main(argv: list[str] | None = None) -> int:
     model = make_batch_invariant(model, cfg.data.get("net_batch"))
     test = parts.task.test_set(int(cfg.seed))
     seeds = sample_seeds(int(cfg.seed), range(len(test.y)))
-    zeta = float(sampler.zeta(torch.zeros(1))[0])
-    print(f"λ = 0, {len(test.y)} test images, ζ = {zeta:g}, pulls={args.pulls}, "
+    print(f"λ = 0, {len(test.y)} test images, ζ = {float(sampler.zeta(0.0)[0]):g}, pulls={args.pulls}, "
           f"refresh={args.refresh}, damp={args.damp}")
     print("| K | MSE | residual rms | cos k,k+1 | cos k,k+10 | seconds |")
     print("|---|---|---|---|---|---|")
     for K in (int(k) for k in args.steps.split(",")):
         t0 = time.perf_counter()
-        x, dirs = lam0_chain(model, test.y, op, signal_shape(test.y, op), seeds, parts.schedule, K,
-                             sampler.spacing, zeta, sampler.dps_scale, sampler.clip_x0,
-                             args.pulls, args.refresh, args.damp)
+        x, dirs = lam0_chain(sampler, model, test.y, op, signal_shape(test.y, op), seeds,
+                             parts.schedule, K, args.pulls, args.refresh, args.damp)
         mse = float(image_mse(test.x0, x).mean())
         res = float((test.y - op.forward(x)).flatten(1).norm(dim=1).mean()) / test.y[0].numel() ** 0.5
         print(f"| {K} | {mse:.5f} | {res:.4f} | {median_cosine(dirs, 1):.2f} | "

@@ -58,7 +58,7 @@ def test_plain_chain_is_ours_at_lambda_zero(steps, dps_scale, clip):
     net = TanhEps()
     want = s(net, y, op, 0.1, [0.0] * len(y), seeds, sch).samples
     net.nfe = 0
-    got, dirs = lam0_chain(net, y, op, (3,), seeds, sch, steps, "even", zeta, dps_scale, clip)
+    got, dirs = lam0_chain(s, net, y, op, (3,), seeds, sch, steps)
     K = steps or sch.T
     assert net.nfe == K and len(dirs) == K
     assert torch.equal(got, want), (got - want).abs().max()
@@ -74,11 +74,12 @@ def test_pull_direction_by_hand():
     ab, c = 0.6, 2.5
     r = y - x @ A.T / math.sqrt(ab)
     v = r @ A / (math.sqrt(ab) * r.norm(dim=1, keepdim=True))
-    prior, got = pull_direction(TanhEps(scale=0.0), x, 5, ab, y, op, clip_x0=False)
+    s = VarianceScaledSampler(form="dps", progress=False)
+    prior, got = pull_direction(s, TanhEps(scale=0.0), x, 5, ab, y, op)
     assert torch.equal(prior, torch.zeros_like(x)) and torch.allclose(got, -v, atol=1e-12)
     vhat = v / v.norm(dim=1, keepdim=True)
     z = (vhat @ A.T).pow(2).sum(1) / (ab * r.norm(dim=1)) * c
-    _, damped = pull_direction(TanhEps(scale=0.0), x, 5, ab, y, op, clip_x0=False, damp_c=c)
+    _, damped = pull_direction(s, TanhEps(scale=0.0), x, 5, ab, y, op, damp_c=c)
     assert torch.allclose(damped, -v * ((1 - torch.exp(-z)) / z)[:, None], atol=1e-12)
     assert (z > 0.3).all()                                          # the damping has teeth
 
@@ -90,23 +91,25 @@ def test_pulls_split_each_pull_at_its_own_points():
     y, op, seeds = problem()
     sch, zeta = VPSchedule.linear(T=40), 0.3
     net = TanhEps()
-    got, _ = lam0_chain(net, y, op, (3,), seeds, sch, 2, "even", zeta, "time", False, pulls=2)
+    s = VarianceScaledSampler(form="dps", dps_scale="time", progress=False,
+                              zeta={"lam": [0, 1], "value": [zeta, zeta]})
+    got, _ = lam0_chain(s, net, y, op, (3,), seeds, sch, 2, pulls=2)
     assert net.nfe == 3
     sub, times = sch.on_steps(2, "even")
-    plain, _ = lam0_chain(net, y, op, (3,), seeds, sch, 2, "even", zeta, "time", False)
+    plain, _ = lam0_chain(s, net, y, op, (3,), seeds, sch, 2)
     assert not torch.allclose(got, plain)                 # splitting changes the chain
     x = PerSampleNoise(seeds, (3,), 2, dtype=DT).initial()
     for i in (1, 0):
         sc, t = sub.at(i), times[i]
         ab, beta, alpha = sc["alpha_bar"], sc["beta"], sc["alpha"]
         c = zeta * math.sqrt(sch.at(t)["alpha"]) / sch.at(t)["beta"] * beta / math.sqrt(alpha)
-        prior, g = pull_direction(net, x, t, ab, y, op, False)
+        prior, g = pull_direction(s, net, x, t, ab, y, op)
         eps = net.eps(x, t)
         assert torch.allclose(prior, -eps / math.sqrt(1 - ab))
         mean = (x + beta * prior) / math.sqrt(alpha)
         if i == 1:
             x = mean - c / 2 * g
-            x = x - c / 2 * pull_direction(net, x, times[0], sub.at(0)["alpha_bar"], y, op, False)[1]
+            x = x - c / 2 * pull_direction(s, net, x, times[0], sub.at(0)["alpha_bar"], y, op)[1]
         else:
             x = mean - c * g
     assert torch.allclose(got, x, rtol=0, atol=1e-12)
@@ -119,13 +122,17 @@ def test_refresh_keeps_the_gradient_between_refreshes():
     y, op, seeds = problem()
     sch = VPSchedule.linear(T=40)
     net = TanhEps()
-    x3, dirs3 = lam0_chain(net, y, op, (3,), seeds, sch, 10, "even", 0.3, "time", False, refresh=3)
+    s = VarianceScaledSampler(form="dps", dps_scale="time", progress=False,
+                              zeta={"lam": [0, 1], "value": [0.3, 0.3]})
+    x3, dirs3 = lam0_chain(s, net, y, op, (3,), seeds, sch, 10, refresh=3)
     assert len(dirs3) == 4 and net.nfe == 10
-    x1, dirs1 = lam0_chain(net, y, op, (3,), seeds, sch, 10, "even", 0.3, "time", False)
+    x1, dirs1 = lam0_chain(s, net, y, op, (3,), seeds, sch, 10)
     assert len(dirs1) == 10 and torch.equal(dirs3[0], dirs1[0])
     assert not torch.allclose(x3, x1)
     with pytest.raises(ValueError, match="refresh"):
-        lam0_chain(net, y, op, (3,), seeds, sch, 10, "even", 0.3, "time", False, refresh=0)
+        lam0_chain(s, net, y, op, (3,), seeds, sch, 10, refresh=0)
+    with pytest.raises(ValueError, match="dps form"):
+        lam0_chain(VarianceScaledSampler(form="paper", progress=False), net, y, op, (3,), seeds, sch, 10)
 
 
 def test_median_cosine_by_hand():

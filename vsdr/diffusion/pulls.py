@@ -24,27 +24,19 @@ from vsdr.diffusion.guidance import likelihood_gradient
 from vsdr.diffusion.noise import PerSampleNoise
 from vsdr.diffusion.schedule import VPSchedule
 from vsdr.diffusion.step import variance_scaled_step
-from vsdr.diffusion.tweedie import x0_from_eps
 
 
-def pull_direction(model, x: Tensor, t: int, alpha_bar: float, y: Tensor, operator,
-                   clip_x0: bool, damp_c: float | None = None) -> tuple[Tensor, Tensor]:
-    """The prior score ``s_prior`` and ``g = ∇_{x_t} ‖y − A x̂0‖ = −v`` per sample, both
-    detached, computed as the sampler computes them (``−ε/√(1 − ᾱ)``, or with ``clip_x0``
-    ``(√ᾱ x̂0 − x_t)/(1 − ᾱ)`` of the clipped ``x̂0``; ``likelihood_gradient``). With
+def pull_direction(sampler, model, x: Tensor, t: int, alpha_bar: float, y: Tensor, operator,
+                   damp_c: float | None = None) -> tuple[Tensor, Tensor]:
+    """The prior score and ``g = ∇_{x_t} ‖y − A x̂0‖ = −v`` per sample, both detached, as the
+    ours ``sampler`` computes them (``denoise``, ``prior_score``, ``likelihood_gradient``). With
     ``damp_c = c``: ``φ(L c) g``, ``φ(z) = (1 − e^{−z})/z``, ``L = ‖A J v̂‖²/‖r‖`` the linearised
     residual's curvature along ``v̂ = v/‖v‖``, so that the pull ``−c φ(Lc) g`` is the exact flow
     of ``dx/dτ = v`` along ``v̂`` for a time ``c`` (``A J v̂`` by a double backward pass)."""
     with torch.enable_grad():
         xi = x.detach().requires_grad_(True)
-        eps, _ = model.eps_and_v(xi, t)
-        x0 = x0_from_eps(xi, eps, alpha_bar)
-        if clip_x0:
-            x0 = x0.clamp(-1.0, 1.0)
-        if clip_x0:
-            prior = (alpha_bar**0.5 * x0.detach() - x) / (1.0 - alpha_bar)
-        else:
-            prior = -eps.detach() / (1.0 - alpha_bar) ** 0.5
+        eps, _, x0 = sampler.denoise(model, xi, t, alpha_bar)
+        prior = sampler.prior_score(x, eps, x0, alpha_bar)
         if damp_c is None:
             return prior, likelihood_gradient(xi, x0, y, operator, "dps")
         Ax = operator.forward(x0)
@@ -59,13 +51,13 @@ def pull_direction(model, x: Tensor, t: int, alpha_bar: float, y: Tensor, operat
     return prior, -v.detach() * (-torch.expm1(-z) / z).reshape(shape)   # φ(z), no cancellation
 
 
-def lam0_chain(model, y: Tensor, operator, shape: Sequence[int], seeds: Sequence[int],
-               schedule: VPSchedule, steps: int | None, spacing: str, zeta: float, dps_scale: str,
-               clip_x0: bool, pulls: int = 1, refresh: int = 1,
+def lam0_chain(sampler, model, y: Tensor, operator, shape: Sequence[int], seeds: Sequence[int],
+               schedule: VPSchedule, steps: int | None, pulls: int = 1, refresh: int = 1,
                damp: bool = False) -> tuple[Tensor, list[Tensor]]:
-    """The λ = 0 chain above on ``steps`` of the ``schedule``'s T times (``None``: all), from
-    ``x_T`` of ``seeds`` (the sampler's ``PerSampleNoise``; ``shape``: one signal's), with the
-    pulls changed:
+    """The λ = 0 chain above of the ours ``sampler`` (``form='dps'``; its ζ(0), ``spacing``,
+    ``dps_scale``, ``clip_x0`` and ``variance``) on ``steps`` of the ``schedule``'s T times
+    (``None``: all), from ``x_T`` of ``seeds`` (the sampler's ``PerSampleNoise``; ``shape``: one
+    signal's), with the pulls changed:
 
     - ``pulls = M``: each step's pull in ``M`` parts ``c v/M``; part ``j > 1`` takes ``v`` at
       the point the parts before it reached, the network at the next step's time (``M``
@@ -73,25 +65,27 @@ def lam0_chain(model, y: Tensor, operator, shape: Sequence[int], seeds: Sequence
     - ``refresh = N``: ``v`` recomputed on every ``N``-th step only, the last one reused between;
     - ``damp``: each part ``φ(L c/M) c v/M`` (``pull_direction``).
 
-    ``pulls = refresh = 1``, ``damp = False`` is ours at λ = 0 (``form='dps'``), in the sampler's
-    own arithmetic: the same bits. Returns ``x_0`` and the gradients ``g = −v`` of the steps that
+    ``pulls = refresh = 1``, ``damp = False`` is the sampler at λ = 0 with ``steps``, in its own
+    arithmetic: the same bits. Returns ``x_0`` and the gradients ``g = −v`` of the steps that
     computed one, in the chain's order."""
+    if sampler.form != "dps":
+        raise ValueError(f"the pull diagnostic runs ours' dps form, not sampler.form={sampler.form!r}")
     if pulls < 1 or refresh < 1:
         raise ValueError(f"pulls={pulls} and refresh={refresh} must be >= 1")
-    sub, times = schedule.on_steps(steps, spacing)
+    sub, times = schedule.on_steps(steps, sampler.spacing)
     x = PerSampleNoise(seeds, shape, sub.T, dtype=y.dtype).initial().to(y.device)
-    zeta_b = per_sample(torch.full((len(y),), float(zeta), dtype=torch.float64), x)
+    zeta = sampler.zeta(torch.zeros(len(y), dtype=torch.float64))
+    zeta_b = per_sample(zeta, x)
     directions: list[Tensor] = []
     g = None
     for i in range(sub.T - 1, -1, -1):
         t = i if times is None else times[i]
         sc = sub.at(i)
         ab, beta, alpha = sc["alpha_bar"], sc["beta"], sc["alpha"]
-        coef = schedule.at(t) if dps_scale == "time" else sc
-        dps_coef = coef["alpha"] ** 0.5 / coef["beta"]    # the sampler's √α_t/β_t
+        dps_coef = sampler.dps_coef(sub, i, t, schedule)
         parts = pulls if i > 0 else 1   # the last step has no later time: its pull is whole
-        c = zeta * dps_coef * beta / alpha**0.5 / parts   # the length of one part
-        prior, g_new = pull_direction(model, x, t, ab, y, operator, clip_x0, c if damp else None)
+        c = float(zeta[0]) * dps_coef * beta / alpha**0.5 / parts   # the length of one part
+        prior, g_new = pull_direction(sampler, model, x, t, ab, y, operator, c if damp else None)
         if g is None or (sub.T - 1 - i) % refresh == 0:
             g = g_new
             directions.append(g)
@@ -101,7 +95,7 @@ def lam0_chain(model, y: Tensor, operator, shape: Sequence[int], seeds: Sequence
             break
         t_next, ab_next = (i - 1 if times is None else times[i - 1]), sub.at(i - 1)["alpha_bar"]
         for _ in range(pulls - 1):   # the rest of the pull, each part at the point it starts from
-            x = x - c * pull_direction(model, x, t_next, ab_next, y, operator, clip_x0,
+            x = x - c * pull_direction(sampler, model, x, t_next, ab_next, y, operator,
                                        c if damp else None)[1]
     return x, directions
 

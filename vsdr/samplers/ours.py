@@ -185,37 +185,52 @@ class VarianceScaledSampler(Sampler):
                 d = x[0].numel()
                 return score, None, model.score_jacobian(x, t, y).diagonal(dim1=-2, dim2=-1).sum(-1) / d
             return score, None, model.score_jacobian(x, t, y) if hessian else None
-        sc = schedule.at(i)
-        ab = sc["alpha_bar"]
-        dps_sc = original.at(t) if self.dps_scale == "time" and original is not None else sc
-        dps_coef = dps_sc["alpha"] ** 0.5 / dps_sc["beta"]   # the dps form's √α_t/β_t
+        ab = schedule.at(i)["alpha_bar"]
+        dps_coef = self.dps_coef(schedule, i, t, original)
         with torch.enable_grad():
             x_in = x.detach().requires_grad_(True)
-            if self.variance == "learned_range":
-                eps, v = model.eps_and_v(x_in, t)
-                if v is None:
-                    raise ValueError("sampler.variance=learned_range needs a network with 2C "
-                                     "output channels (ADM's learn_sigma=true)")
-                v = v.detach()
-            else:
-                eps, v = model.eps(x_in, t), None
-            x0_hat = x0_from_eps(x_in, eps, ab)
-            if self.clip_x0:
-                x0_hat = x0_hat.clamp(-1.0, 1.0)
+            eps, v, x0_hat = self.denoise(model, x_in, t, ab)
             H = self.network_hessian(x_in, x0_hat, ab, operator, sigma_y, zeta) if hessian else None
             if probes is not None:
                 H = self.network_trace(x_in, x0_hat, ab, y, operator, sigma_y, zeta, dps_coef, *probes)
             r2 = pigdm_r2(ab, self.pigdm_prior_var) if self.form == "pigdm" else 0.0
             grad = likelihood_gradient(x_in, x0_hat, y, operator, self.form, self.residual,
                                        r2=r2, sigma_y=sigma_y)
-        if self.clip_x0:
-            score = (ab**0.5 * x0_hat.detach() - x) / (1.0 - ab)
-        else:
-            score = -eps.detach() / (1.0 - ab) ** 0.5
+        score = self.prior_score(x, eps, x0_hat, ab)
         zeta_b = per_sample(zeta, x)
         if self.form in ("paper", "pigdm"):
             return score - zeta_b * grad / sigma_y**2, v, H
         return score - zeta_b * dps_coef * grad, v, H
+
+    def dps_coef(self, schedule: VPSchedule, i: int, t: int, original: VPSchedule | None) -> float:
+        """The ``dps`` form's ``√α_t/β_t`` at step ``i`` (network time ``t``) of ``schedule``: the
+        respaced step's, or with ``dps_scale='time'`` the T-step ``original``'s at ``t``."""
+        sc = original.at(t) if self.dps_scale == "time" and original is not None else schedule.at(i)
+        return sc["alpha"] ** 0.5 / sc["beta"]
+
+    def denoise(self, model, x_in: Tensor, t: int, alpha_bar: float) -> tuple[Tensor, Tensor | None, Tensor]:
+        """``ε_θ(x_t, t)``, the network's variance channels ``v`` (detached, with
+        ``variance='learned_range'``; ``None`` otherwise) and Tweedie's ``x̂0`` (clipped to
+        ``[−1, 1]`` with ``clip_x0``), ``ε`` and ``x̂0`` in the graph of ``x_in``."""
+        if self.variance == "learned_range":
+            eps, v = model.eps_and_v(x_in, t)
+            if v is None:
+                raise ValueError("sampler.variance=learned_range needs a network with 2C "
+                                 "output channels (ADM's learn_sigma=true)")
+            v = v.detach()
+        else:
+            eps, v = model.eps(x_in, t), None
+        x0_hat = x0_from_eps(x_in, eps, alpha_bar)
+        if self.clip_x0:
+            x0_hat = x0_hat.clamp(-1.0, 1.0)
+        return eps, v, x0_hat
+
+    def prior_score(self, x: Tensor, eps: Tensor, x0_hat: Tensor, alpha_bar: float) -> Tensor:
+        """The network's prior score at ``x_t``, detached: ``−ε/√(1 − ᾱ)``, or with ``clip_x0``
+        the clipped estimate's ``(√ᾱ x̂0 − x_t)/(1 − ᾱ)``."""
+        if self.clip_x0:
+            return (alpha_bar**0.5 * x0_hat.detach() - x) / (1.0 - alpha_bar)
+        return -eps.detach() / (1.0 - alpha_bar) ** 0.5
 
     def network_hessian(self, x_in: Tensor, x0_hat: Tensor, alpha_bar: float, operator,
                         sigma_y: float, zeta: Tensor) -> Tensor:

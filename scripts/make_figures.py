@@ -19,12 +19,13 @@ from vsdr.experiments.figures import FIGURES, ON_REQUEST, make_figures, plan_job
 from vsdr.experiments.scheduler import job_command, split_duplicates, start_order
 
 ROOT = Path(__file__).resolve().parents[1]
+#: what a bare `make figures` makes: every figure but those made only when named
+DEFAULT = [n for n in FIGURES if n not in ON_REQUEST]
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    default = [n for n in FIGURES if n not in ON_REQUEST]
-    p.add_argument("names", nargs="*", help=f"figures to make (default: all of {default}; "
+    p.add_argument("names", nargs="*", help=f"figures to make (default: all of {DEFAULT}; "
                                             f"made only when named: {list(ON_REQUEST)})")
     p.add_argument("--out", default=str(ROOT / "outputs" / "figures"))
     p.add_argument("--reuse", action="store_true",
@@ -49,7 +50,7 @@ def dry_run(names: list[str], out: Path, reuse: bool) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
-    names = args.names or [n for n in FIGURES if n not in ON_REQUEST]
+    names = args.names or DEFAULT
     unknown = [n for n in names if n not in FIGURES]
     if unknown:
         p.error(f"unknown figure(s) {unknown}: choose from {list(FIGURES)}")

@@ -140,9 +140,13 @@ def test_choices_and_model_checked_with_the_config(overrides, message, tmp_path,
 
 
 @pytest.mark.parametrize("overrides,line", [
-    (["sampler.form=nosuch"], "vsdr: sampler.form='nosuch' is not one of ['paper', 'dps', 'pigdm'] "
+    (["sampler.form=nosuch"], "vsdr: sampler.form='nosuch' is not one of "
+     "['paper', 'dps', 'pigdm', 'pigdm_iso'] "
      "(paper puts ζ(λ)·ĉ inside the reverse-step mean, dps adds ζ·∇‖y − A x̂0‖ after the step, "
-     "pigdm is paper with ΠGDM's covariance r_t² A Aᵀ + σ_y² I)"),
+     "pigdm is paper with ΠGDM's covariance r_t² A Aᵀ + σ_y² I, "
+     "pigdm_iso is pigdm with an isotropic Gaussian prior's Jacobian (no network gradient))"),
+    (["sampler=dps", "guidance=pigdm_iso"], "vsdr: guidance=pigdm_iso sets ours' conditional score "
+     "(sampler.form and its ζ); sampler=dps has none: use sampler=ours, or drop guidance="),
     (["dataset=digits", "model=mlp2d"], "vsdr: dataset=digits holds images but model=mlp2d (ScoreMLP) is a "
      "network for points: choose an image network (model=adm_digits for 16×16 images, adm_small, "
      "adm_ffhq, diffusers)"),

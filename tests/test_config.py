@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 from vsdr.experiments.validate import sampler_class
 
 GROUPS = ["dataset", "operator", "noise", "sampler", "model", "score", "trainer", "logger", "tuned",
-          "gan", "experiment"]
+          "gan", "experiment", "guidance"]
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
 
 

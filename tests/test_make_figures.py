@@ -149,24 +149,30 @@ def test_the_script_is_a_thin_command_line(tmp_path):
 
 
 def test_proxy_figures_are_made_on_request_and_share_one_network(tmp_path):
-    """``images_proxy`` / ``images_proxy_sr``: left out of the default set (over its 15-minute
-    budget), eight jobs each on the T = 1000 digits network (one cache entry for both operators,
-    not images_small's), with the steps and rules their keys name; ``--dry-run images_proxy``
-    lists its eight jobs."""
-    assert set(mf.ON_REQUEST) == {"images_proxy", "images_proxy_sr"} <= set(mf.FIGURES)
+    """``images_proxy`` / ``images_proxy_sr`` / ``images_proxy_iso``: left out of the default set
+    (over its 15-minute budget), eight, eight and six jobs on the T = 1000 digits network (one
+    cache entry for all, not images_small's), with the steps, rules and guidance their keys name
+    (``iso``: ``guidance=pigdm_iso``); the iso figure's two dps-form jobs are the deblur figure's;
+    ``--dry-run images_proxy`` lists its eight jobs."""
+    assert set(mf.ON_REQUEST) == {"images_proxy", "images_proxy_sr", "images_proxy_iso"} <= set(mf.FIGURES)
     nets = set()
-    for name, operator in (("images_proxy", "gaussian_blur_small"),
-                           ("images_proxy_sr", "super_resolution_x4")):
+    for name, operator, n in (("images_proxy", "gaussian_blur_small", 8),
+                              ("images_proxy_sr", "super_resolution_x4", 8),
+                              ("images_proxy_iso", "gaussian_blur_small", 6)):
         jobs = mf.figure_jobs(name)
-        assert len(jobs) == 8
+        assert len(jobs) == n
         for key, overrides in jobs.items():
             cfg = compose_cfg(overrides)
             assert cfg.diffusion.T == 1000 and cfg.operator.name == operator
-            steps = key.split("-")[3]
+            sampler, steps = key.split("-")[2:4]
             assert cfg.sampler.get("steps") == (None if steps == "T1000" else int(steps[1:]))
             if key.endswith(("-trace", "-eq12")):
                 assert cfg.sampler.step_rule == key.rsplit("-", 1)[1]
+            form = cfg.sampler.get("form")
+            assert form == {"iso": "pigdm_iso", "ours": "dps", "dps": None}[sampler], key
             nets.add(cache_path(cfg).name)
+    shared = set(mf.figure_jobs("images_proxy_iso")) & set(mf.figure_jobs("images_proxy"))
+    assert shared == {"proxy-gaussian_blur_small-ours-T1000", "proxy-gaussian_blur_small-ours-K100-trace"}
     assert len(nets) == 1 and nets != {cache_path(compose_cfg(["experiment=images_small"])).name}
     res = subprocess.run([sys.executable, str(ROOT / "scripts" / "make_figures.py"), "--dry-run", "--out",
                           str(tmp_path), "images_proxy"], cwd=tmp_path, capture_output=True, text=True,
@@ -184,10 +190,10 @@ def test_plot_few_steps_labels_each_setting(tmp_path, monkeypatch):
 
     dirs = {}
     for k, key in enumerate(["proxy-x-ours-T1000", "proxy-x-ours-K25-trace", "proxy-x-dps-T1000",
-                             "proxy-x-dps-K25"]):
+                             "proxy-x-dps-K25", "proxy-x-iso-K100-trace"]):
         d = tmp_path / "jobs" / key
         d.mkdir(parents=True)
-        sampler, knob = ("ours", "lam") if "ours" in key else ("dps", "zeta")
+        sampler, knob = ("dps", "zeta") if "-dps-" in key else ("ours", "lam")
         write_csv(d / "metrics.csv", [{"dataset": "digits", "operator": "x", "sigma": 0.05,
                                        "sigma_space": "[-1,1]", "sampler": sampler, "knob": knob,
                                        "value": v, "mse": 0.001 * (1 + v + k), "fd_patch": 0.002 / (1 + v)}
@@ -205,5 +211,5 @@ def test_plot_few_steps_labels_each_setting(tmp_path, monkeypatch):
     monkeypatch.setattr(pf, "plot_dp_overlay", spy)
     mf.plot_few_steps("images_proxy", dirs, tmp_path)
     assert (tmp_path / "images_proxy_dp.png").is_file() and (tmp_path / "dp_points.csv").is_file()
-    assert seen == ["DPS (ζ), 25 steps", "DPS (ζ), all 1000 steps", "ours (λ), 25 steps, trace",
-                    "ours (λ), all 1000 steps"]
+    assert seen == ["DPS (ζ), 25 steps", "DPS (ζ), all 1000 steps", "ours, dps form (λ), 25 steps, trace",
+                    "ours, dps form (λ), all 1000 steps", "ours, pigdm_iso (λ), 100 steps, trace"]

@@ -8,7 +8,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-FORMS = ("paper", "dps", "pigdm")
+from vsdr.operators.linear import adjoint_by_vjp
+
+FORMS = ("paper", "dps", "pigdm", "pigdm_iso")
 #: how the paper form weighs the squared residual over the ``m`` entries of ``y``: summed,
 #: averaged, or summed with ζ absorbing the likelihood's 1/σ_y² (docs/METHOD.md §2 and §7)
 RESIDUALS = ("sum", "mean", "sum_no_sigma")
@@ -29,6 +31,18 @@ def pigdm_r2(alpha_bar: float, prior_var: float = 1.0) -> float:
     ``1 − ᾱ_t``, which is ΠGDM's ``σ_t²/(1 + σ_t²)`` for the VE noise level
     ``σ_t² = (1 − ᾱ_t)/ᾱ_t`` of ``x_t/√ᾱ_t``."""
     return prior_var * (1.0 - alpha_bar) / (1.0 - alpha_bar + prior_var * alpha_bar)
+
+
+def posterior_mean_shift(x0_hat: Tensor, y: Tensor, operator, r2: float, sigma_y: float) -> Tensor:
+    """``E[x0 | x_t, y] − E[x0 | x_t]`` when ``x0 | x_t ~ N(x̂0, r2 I)`` and ``y = A x0 + σ_y n``:
+
+        δ = r2 Aᵀ (r2 A Aᵀ + σ_y² I)⁻¹ (y − A x̂0)
+
+    (Gaussian conditioning; the solve by ``operator.solve_gram``). It needs no gradient through
+    the network: ``form='pigdm_iso'`` (``VarianceScaledSampler``) moves Tweedie's ``x̂0`` by ``2ζ δ``."""
+    res = y - operator.forward(x0_hat)
+    w = operator.solve_gram(res, r2, sigma_y**2, tuple(x0_hat.shape[1:]))
+    return r2 * adjoint_by_vjp(operator, w, tuple(x0_hat.shape[1:]))
 
 
 def likelihood_gradient(x_t: Tensor, x0_hat: Tensor, y: Tensor, operator, form: str,

@@ -195,24 +195,31 @@ def plot_images(name: str, job_dirs: dict[str, Path], out: Path) -> None:
     _save(fig, out, f"{name}_grid")
 
 
-#: the few-step settings of the proxy figures: (sampler, K or None for all T, step rule)
+#: the few-step settings of the proxy figures: (sampler, K or None for all T, step rule); ``iso`` is
+#: ours with ``guidance=pigdm_iso``
 PROXY_RUNS = (("ours", None, None), ("ours", 100, "trace"), ("ours", 50, "trace"), ("ours", 25, "trace"),
               ("ours", 25, "eq12"), ("dps", None, None), ("dps", 100, None), ("dps", 25, None))
+PROXY_ISO_RUNS = (("iso", None, None), ("iso", 100, "trace"), ("iso", 50, "trace"), ("iso", 25, "trace"),
+                  ("ours", None, None), ("ours", 100, "trace"))
+#: the curve label of each sampler of the proxy figures
+PROXY_WHO = {"ours": "ours, dps form (λ)", "iso": "ours, pigdm_iso (λ)", "dps": "DPS (ζ)"}
 
 
-def proxy_jobs(operator: str = "gaussian_blur_small") -> dict[str, list[str]]:
+def proxy_jobs(operator: str = "gaussian_blur_small", runs: tuple = PROXY_RUNS) -> dict[str, list[str]]:
     """The FFHQ proxy (digits network trained with T = 1000, experiment=images_proxy) on one
-    operator: ours on all 1000 steps and on K = 100, 50, 25 (``step_rule=trace``; ``eq12`` at 25),
-    DPS on 1000, 100 and 25 steps (docs/RESULTS.md §21)."""
+    operator: by default ours on all 1000 steps and on K = 100, 50, 25 (``step_rule=trace``;
+    ``eq12`` at 25), DPS on 1000, 100 and 25 steps (docs/RESULTS.md §21)."""
     extra = [f"operator={operator}"] if operator != "gaussian_blur_small" else []
     jobs = {}
-    for sampler, K, rule in PROXY_RUNS:
-        exp = "images_proxy" if sampler == "ours" else "images_proxy_dps"
+    for sampler, K, rule in runs:
+        exp = ["experiment=images_proxy_dps"] if sampler == "dps" else ["experiment=images_proxy"]
+        if sampler == "iso":
+            exp.append("guidance=pigdm_iso")
         steps = [] if K is None else [f"sampler.steps={K}"]
         rules = [f"sampler.step_rule={rule}"] if rule else []
         size = "T1000" if K is None else f"K{K}"
         key = f"proxy-{operator}-{sampler}-{size}" + (f"-{rule}" if rule else "")
-        jobs[key] = [f"experiment={exp}", *extra, *steps, *rules]
+        jobs[key] = [*exp, *extra, *steps, *rules]
     return jobs
 
 
@@ -227,13 +234,13 @@ def plot_few_steps(name: str, job_dirs: dict[str, Path], out: Path) -> None:
 
     def label(r: dict) -> str:
         sampler, steps, *rule = r["job"].split("-")[2:]
-        who = "ours (λ)" if sampler == "ours" else "DPS (ζ)"
+        who = PROXY_WHO[sampler]
         count = "all 1000" if steps == "T1000" else steps[1:]
         return f"{who}, {count} steps" + (f", {rule[0]}" if rule else "")
 
     # zoomed on the 1000-step curve: settings that break (MSE over twice its largest, or the
     # perception measure over three times its largest) fall off the plot, the title says how many
-    ref = [r for r in rows if r["job"].endswith("-ours-T1000")]
+    ref = [r for r in rows if r["job"].endswith(("-ours-T1000", "-iso-T1000"))]
     top = 2.0 * max(float(r["mse"]) for r in ref) if ref else mse_limit(rows, 2.0)
     right = 3.0 * max(float(r[perception]) for r in ref) if ref else None
     _save(plot_dp_overlay(rows, f"{title}; network trained with T = 1000", label_of=label,
@@ -274,11 +281,15 @@ FIGURES: dict[str, str | Figure] = {
                            "(DP plane; on request)", proxy_jobs("gaussian_blur_small"), plot_few_steps),
     "images_proxy_sr": Figure("Few steps on the FFHQ proxy, ×4 super-resolution (on request)",
                               proxy_jobs("super_resolution_x4"), plot_few_steps),
+    "images_proxy_iso": Figure("Few steps on the FFHQ proxy, Gaussian deblur, with guidance=pigdm_iso "
+                               "(no network gradient): 1000 and 100/50/25 steps against the dps form "
+                               "(on request)", proxy_jobs("gaussian_blur_small", PROXY_ISO_RUNS),
+                               plot_few_steps),
 }
 
 #: figures made only when named (`make figures images_proxy`): over the 15-minute budget of
-#: the default set (the proxy's network trains for 5 min and its 1000-step curves take 10 each)
-ON_REQUEST = ("images_proxy", "images_proxy_sr")
+#: the default set (the proxy's network trains for 5 min and its 1000-step curves take 6–10 each)
+ON_REQUEST = ("images_proxy", "images_proxy_sr", "images_proxy_iso")
 
 
 #: overrides of the single-job entries (pinwheel_dp is then fig5's ours_lam job: run once)

@@ -33,7 +33,8 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 #: what each enum-like key chooses between, said after the allowed values
 CHOICES_WHAT = {
     "sampler.form": "paper puts ζ(λ)·ĉ inside the reverse-step mean, dps adds ζ·∇‖y − A x̂0‖ after the step, "
-                    "pigdm is paper with ΠGDM's covariance r_t² A Aᵀ + σ_y² I",
+                    "pigdm is paper with ΠGDM's covariance r_t² A Aᵀ + σ_y² I, "
+                    "pigdm_iso is pigdm with an isotropic Gaussian prior's Jacobian (no network gradient)",
     "sampler.variance": "the reverse-step variance σ_t²: β_t, β̃_t or the network's learned range",
     "sampler.spacing": "the K times sampler.steps=K keeps: evenly spaced, or quadratic (dense near t = 0)",
     "noise.space": "the units σ is given in",
@@ -459,6 +460,9 @@ def validate_config(cfg: DictConfig) -> None:
         )
     images = is_image_data(cfg)
     validate_choices(cfg, images)
+    if cfg.sampler.get("form") == "pigdm_iso" and "form" not in inspect.signature(cls).parameters:
+        raise ConfigError(f"guidance=pigdm_iso sets ours' conditional score (sampler.form and its ζ); "
+                          f"sampler={cls.name} has none: use sampler=ours, or drop guidance=")
     validate_components(cfg)
     validate_model_fits_data(cfg, images)
     validate_operator_fits_data(cfg, images)

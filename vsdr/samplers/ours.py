@@ -11,7 +11,14 @@ from tqdm.auto import tqdm
 from vsdr.console import tqdm_options
 from vsdr.diffusion.broadcast import per_sample
 from vsdr.diffusion.checks import check_finite
-from vsdr.diffusion.guidance import FORMS, ZetaTable, check_residual, likelihood_gradient, pigdm_r2
+from vsdr.diffusion.guidance import (
+    FORMS,
+    ZetaTable,
+    check_residual,
+    likelihood_gradient,
+    pigdm_r2,
+    posterior_mean_shift,
+)
 from vsdr.diffusion.noise import PerSampleNoise, chain_seeds, probe_seeds
 from vsdr.diffusion.schedule import VPSchedule, check_steps
 from vsdr.diffusion.step import (
@@ -51,6 +58,10 @@ class VarianceScaledSampler(Sampler):
         pigdm form: score = s + 2ζ(λ) (∂x̂0/∂x_t)ᵀ Aᵀ (r_t² A Aᵀ + σ_y² I)⁻¹ (y − A x̂0)
                     (ΠGDM; r_t² = s²(1−ᾱ_t)/(1−ᾱ_t+s²ᾱ_t), s² = ``pigdm_prior_var``;
                     ζ = ½ is Bayes' weight, r_t² = 0 gives the paper form; docs/METHOD.md §2)
+        pigdm_iso form: score = (√ᾱ_t x̂0_y − x_t)/(1 − ᾱ_t),
+                    x̂0_y = x̂0 + 2ζ(λ) r_t² Aᵀ (r_t² A Aᵀ + σ_y² I)⁻¹ (y − A x̂0)
+                    (pigdm with the Jacobian of a N(μ, s² I) prior: no network gradient;
+                    ``isotropic_pigdm_score``)
         x_{t−1} = (x_t + β_t score)/√α_t + √λ σ_t z          (eq. 12; z = 0 at the last step)
 
     With ``steps = K`` (``None``: all ``T``) the same loop runs on ``K`` of the ``T`` times,
@@ -186,6 +197,8 @@ class VarianceScaledSampler(Sampler):
                 return score, None, model.score_jacobian(x, t, y).diagonal(dim1=-2, dim2=-1).sum(-1) / d
             return score, None, model.score_jacobian(x, t, y) if hessian else None
         ab = schedule.at(i)["alpha_bar"]
+        if self.form == "pigdm_iso":
+            return self.isotropic_pigdm_score(model, x, t, ab, y, operator, sigma_y, zeta, probes)
         dps_coef = self.dps_coef(schedule, i, t, original)
         with torch.enable_grad():
             x_in = x.detach().requires_grad_(True)
@@ -201,6 +214,40 @@ class VarianceScaledSampler(Sampler):
         if self.form in ("paper", "pigdm"):
             return score - zeta_b * grad / sigma_y**2, v, H
         return score - zeta_b * dps_coef * grad, v, H
+
+    def isotropic_pigdm_score(self, model, x: Tensor, t: int, alpha_bar: float, y: Tensor, operator,
+                              sigma_y: float, zeta: Tensor, probes: tuple[Tensor, Tensor] | None = None,
+                              ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """``form='pigdm_iso'``: Tweedie's score of ``x̂0`` moved towards the measurement,
+
+            x̂0_y = x̂0 + 2ζ(λ) r_t² Aᵀ (r_t² A Aᵀ + σ_y² I)⁻¹ (y − A x̂0),
+            score = (√ᾱ_t x̂0_y − x_t)/(1 − ᾱ_t),
+
+        ``E[x0 | x_t, y]`` at ζ = ½ if ``x0 | x_t ~ N(x̂0, r_t² I)`` (``posterior_mean_shift``;
+        ``r_t²`` ΠGDM's, ``pigdm_prior_var = s²``). It is the ``pigdm`` form with ``∂x̂0/∂x_t``
+        replaced by the value it has for a ``N(μ, s² I)`` prior, ``√ᾱ_t r_t²/(1 − ᾱ_t) I``: no
+        gradient through the network, so exact where ``pigdm`` is (that prior) and one forward pass
+        a step. Returns ``(score, v, None)``, or with ``probes = (u_x, u_y)`` the third value
+        ``tr(H_t)/d`` per sample: ``H_t = (√ᾱ_t P J − I)/(1 − ᾱ_t)``, ``P = I − 2ζ r_t² Aᵀ(r_t² A Aᵀ +
+        σ_y² I)⁻¹ A``, ``J = ∂x̂0/∂x_t``, with ``tr(P J) ≈ (P u_x)ᵀ J u_x`` (one backward pass; ``u_y``
+        unused)."""
+        r2 = pigdm_r2(alpha_bar, self.pigdm_prior_var)
+        zeta_b = per_sample(zeta, x)
+        with torch.set_grad_enabled(probes is not None):
+            x_in = x.detach().requires_grad_(probes is not None)
+            eps, v, x0_hat = self.denoise(model, x_in, t, alpha_bar)
+        with torch.no_grad():
+            shift = posterior_mean_shift(x0_hat.detach(), y, operator, r2, sigma_y)
+            score = (self.prior_score(x, eps, x0_hat, alpha_bar)
+                     + 2.0 * zeta_b * (alpha_bar**0.5 / (1.0 - alpha_bar)) * shift)
+        if probes is None:
+            return score, v, None
+        u = probes[0]
+        pu = u + 2.0 * zeta_b * posterior_mean_shift(u, torch.zeros_like(y), operator, r2, sigma_y)  # P u
+        (jtpu,) = torch.autograd.grad(x0_hat, x_in, grad_outputs=pu)
+        d = x[0].numel()
+        tr_pj = (u * jtpu).reshape(len(x), -1).sum(1)
+        return score, v, (alpha_bar**0.5 * tr_pj.detach() - d) / ((1.0 - alpha_bar) * d)
 
     def dps_coef(self, schedule: VPSchedule, i: int, t: int, original: VPSchedule | None) -> float:
         """The ``dps`` form's ``√α_t/β_t`` at step ``i`` (network time ``t``) of ``schedule``: the

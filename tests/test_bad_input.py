@@ -112,7 +112,8 @@ def test_cli_unknown_choice_lists_the_options(group, tmp_path):
 
 
 @pytest.mark.parametrize("overrides,message", [
-    (["sampler.form=nosuch"], "sampler.form='nosuch' is not one of ['paper', 'dps', 'pigdm'] (paper puts"),
+    (["sampler.form=nosuch"],
+     "sampler.form='nosuch' is not one of ['paper', 'dps', 'pigdm', 'pigdm_iso'] (paper puts"),
     (["sampler=dps", "sampler.variance=nosuch"],
      "sampler.variance='nosuch' is not one of ['beta', 'fixed_small', 'learned_range'] (the reverse-step"),
     (["sampler.variance=learned"], "sampler.variance='learned' is now 'learned_range'"),

@@ -36,10 +36,8 @@ from hydra import compose, initialize_config_dir
 import vsdr  # noqa: F401 - registers vsdr's config resolvers
 from vsdr.diffusion.noise import sample_seeds
 from vsdr.diffusion.pulls import lam0_chain, median_cosine
-from vsdr.experiments.build import build_job, build_score_model
+from vsdr.experiments.build import build_job, build_sampling_model
 from vsdr.metrics.image import image_mse
-from vsdr.models.invariant import make_batch_invariant
-from vsdr.models.precision import apply_precision
 from vsdr.samplers.base import signal_shape
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,9 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(sampler, "form", None) != "dps":
         print("vsdr: scripts/pull_refresh.py needs ours with sampler.form=dps", file=sys.stderr)
         return 2
-    model, _ = build_score_model(cfg, parts, None)   # wrapped as run.py's job wraps it: same bits
-    model = apply_precision(model, str(cfg.get("precision", "fp32")), bool(cfg.get("channels_last", False)))
-    model = make_batch_invariant(model, cfg.data.get("net_batch"))
+    model, _ = build_sampling_model(cfg, parts, None)   # as run.py's job samples with it: same bits
     test = parts.task.test_set(int(cfg.seed))
     seeds = sample_seeds(int(cfg.seed), range(len(test.y)))
     print(f"λ = 0, {len(test.y)} test images, ζ = {float(sampler.zeta(0.0)[0]):g}, pulls={args.pulls}, "

@@ -40,13 +40,13 @@ def test_bad_threads_stop_the_job(value, tmp_path):
 
 def test_threads_are_set_before_training(tmp_path, cache_dir, monkeypatch):
     seen = []
-    build = job_module.build_score_model
+    build = job_module.build_sampling_model
 
     def spy(*args, **kwargs):
         seen.append(torch.get_num_threads())
         return build(*args, **kwargs)
 
-    monkeypatch.setattr(job_module, "build_score_model", spy)
+    monkeypatch.setattr(job_module, "build_sampling_model", spy)
     run_job(compose_cfg([*FAST, "threads=2", "data.n_test=8"]), tmp_path / "job")
     assert seen == [2]
     assert json.loads((tmp_path / "job" / "metrics.json").read_text())["threads"] == 2

@@ -23,6 +23,8 @@ from vsdr.experiments import tracking
 from vsdr.experiments.sources import model_source
 from vsdr.experiments.validate import lam_values, sampler_class
 from vsdr.metrics.bootstrap import Bootstrap
+from vsdr.models.invariant import make_batch_invariant
+from vsdr.models.precision import apply_precision
 from vsdr.samplers.base import Sampler
 from vsdr.tasks import AnalyticTask, ImageTask, PointCloudTask, Task
 
@@ -190,3 +192,11 @@ def build_score_model(cfg: DictConfig, parts: JobParts, logger) -> tuple[object,
     ``ModelSource`` (``vsdr.experiments.sources``): the ε-network of ``model=``, a closed-form
     score, or the networks a sampler brings (PSCGAN's generator)."""
     return model_source(cfg).build(cfg, parts, logger)
+
+
+def build_sampling_model(cfg: DictConfig, parts: JobParts, logger) -> tuple[object, dict]:
+    """``build_score_model``'s model as a job samples with it: in ``precision=`` (and
+    ``channels_last``) and called on ``data.net_batch`` rows at a time (batch-invariant bits)."""
+    model, info = build_score_model(cfg, parts, logger)
+    model = apply_precision(model, str(cfg.get("precision", "fp32")), bool(cfg.get("channels_last", False)))
+    return make_batch_invariant(model, cfg.data.get("net_batch")), info

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from vsdr.diffusion.noise import sample_seeds
 from vsdr.errors import JobFault
 from vsdr.experiments import tracking
-from vsdr.experiments.build import JobParts, apply_threads, build_job, build_logger, build_score_model
+from vsdr.experiments.build import JobParts, apply_threads, build_job, build_logger, build_sampling_model
 from vsdr.experiments.lock import job_lock
 from vsdr.experiments.memory import keep_freed_memory
 from vsdr.experiments.outputs import (
@@ -37,8 +37,6 @@ from vsdr.experiments.resume import ChunkStore, finished_rows, results_hash
 from vsdr.experiments.shards import shard_indices
 from vsdr.experiments.validate import validate_config
 from vsdr.experiments.writer import ensure_writable, result_set
-from vsdr.models.invariant import make_batch_invariant
-from vsdr.models.precision import apply_precision
 from vsdr.samplers.base import Sampler
 from vsdr.tasks.base import expand_items
 
@@ -151,10 +149,7 @@ def compute_and_write(cfg: DictConfig, parts: JobParts, job_dir: Path, rhash: st
         resolved = OmegaConf.to_container(cfg, resolve=True)
         tracking.log_config(logger, resolved)
         torch.manual_seed(seed)  # a network built now is initialised from the job seed
-        model, model_info = build_score_model(cfg, parts, logger)
-        model = apply_precision(model, str(cfg.get("precision", "fp32")),
-                                bool(cfg.get("channels_last", False)))
-        model = make_batch_invariant(model, cfg.data.get("net_batch"))
+        model, model_info = build_sampling_model(cfg, parts, logger)
         store = ChunkStore(job_dir, rhash)
         recon, nfe, sample_seconds = sample_all(
             parts.sampler, model, test.y, task.operator, task.sigma_y, parts.values, parts.schedule,

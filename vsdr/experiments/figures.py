@@ -201,8 +201,10 @@ PROXY_RUNS = (("ours", None, None), ("ours", 100, "trace"), ("ours", 50, "trace"
               ("ours", 25, "eq12"), ("dps", None, None), ("dps", 100, None), ("dps", 25, None))
 PROXY_ISO_RUNS = (("iso", None, None), ("iso", 100, "trace"), ("iso", 50, "trace"), ("iso", 25, "trace"),
                   ("ours", None, None), ("ours", 100, "trace"))
-#: the curve label of each sampler of the proxy figures
+#: the curve label of each sampler of the proxy figures, and the overrides that run it
 PROXY_WHO = {"ours": "ours, dps form (λ)", "iso": "ours, pigdm_iso (λ)", "dps": "DPS (ζ)"}
+PROXY_CONFIG = {"ours": ["experiment=images_proxy"], "iso": ["experiment=images_proxy", "guidance=pigdm_iso"],
+                "dps": ["experiment=images_proxy_dps"]}
 
 
 def proxy_jobs(operator: str = "gaussian_blur_small", runs: tuple = PROXY_RUNS) -> dict[str, list[str]]:
@@ -212,14 +214,11 @@ def proxy_jobs(operator: str = "gaussian_blur_small", runs: tuple = PROXY_RUNS) 
     extra = [f"operator={operator}"] if operator != "gaussian_blur_small" else []
     jobs = {}
     for sampler, K, rule in runs:
-        exp = ["experiment=images_proxy_dps"] if sampler == "dps" else ["experiment=images_proxy"]
-        if sampler == "iso":
-            exp.append("guidance=pigdm_iso")
         steps = [] if K is None else [f"sampler.steps={K}"]
         rules = [f"sampler.step_rule={rule}"] if rule else []
         size = "T1000" if K is None else f"K{K}"
         key = f"proxy-{operator}-{sampler}-{size}" + (f"-{rule}" if rule else "")
-        jobs[key] = [*exp, *extra, *steps, *rules]
+        jobs[key] = [*PROXY_CONFIG[sampler], *extra, *steps, *rules]
     return jobs
 
 

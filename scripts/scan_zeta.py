@@ -25,11 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> int:
     from hydra import compose, initialize_config_dir
 
-    from vsdr.experiments.build import build_job, build_score_model
+    from vsdr.experiments.build import build_job, build_sampling_model
     from vsdr.experiments.job import sample_all
     from vsdr.experiments.tuning import PairSampler
     from vsdr.experiments.writer import write_csv
-    from vsdr.models.invariant import make_batch_invariant
 
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -54,8 +53,7 @@ def main() -> int:
     parts = build_job(cfg)
     seed = int(cfg.seed)
     torch.manual_seed(seed)
-    model, _ = build_score_model(cfg, parts, None)
-    model = make_batch_invariant(model, cfg.data.get("net_batch"))
+    model, _ = build_sampling_model(cfg, parts, None)  # the job's precision and net_batch
     sampler, task = parts.sampler, parts.task
 
     test = task.test_set(seed)

@@ -32,6 +32,16 @@ FAST = [
 ]
 
 
+def load_script(name: str):
+    """``scripts/NAME.py`` as a module (its ``main`` callable in-process)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def compose_cfg(overrides: list[str] | None = None, config_name: str = "config"):
     """Compose ``conf/config.yaml`` with ``overrides`` (no Hydra run, no output dir)."""
     GlobalHydra.instance().clear()

@@ -5,11 +5,10 @@ into the float32 model, and a job end to end on a small build of the preset."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 
 import pytest
 import torch
-from conftest import ROOT, compose_cfg
+from conftest import compose_cfg, load_script
 from omegaconf import OmegaConf
 
 from vsdr.errors import ConfigError
@@ -220,11 +219,7 @@ def test_float16_file_is_still_checked_strictly(tmp_path):
 
 
 def _script():
-    path = ROOT / "scripts" / "check_checkpoint.py"
-    spec = importlib.util.spec_from_file_location("check_checkpoint", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
+    return load_script("check_checkpoint")
 
 
 def test_check_checkpoint_knows_the_released_presets(tmp_path, capsys):

@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from conftest import ROOT, compose_cfg
+from conftest import compose_cfg, load_script
 
 from vsdr.errors import ConfigError
 from vsdr.models import ADMUNet, load_state_strict
@@ -149,12 +149,7 @@ def test_state_dict_roundtrip_and_partial_fails(tmp_path):
 
 
 def test_check_checkpoint_script(tmp_path, capsys):
-    import importlib.util
-
-    path = ROOT / "scripts" / "check_checkpoint.py"
-    spec = importlib.util.spec_from_file_location("check_checkpoint", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("check_checkpoint")
     net = _instantiate("adm_small")
     sd = net.state_dict()
     torch.save(sd, tmp_path / "ok.pt")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FAST, ROOT, compose_cfg, run_cli
+from conftest import FAST, ROOT, compose_cfg, load_script, run_cli
 
 from vsdr.diffusion import VPSchedule
 from vsdr.errors import ConfigError
@@ -220,12 +220,7 @@ def test_convert_needs_trust_and_writes_a_plain_state_dict(tmp_path, capsys):
 
 
 def test_check_checkpoint_script_runs_nothing(tmp_path, capsys):
-    import importlib.util
-
-    path = ROOT / "scripts" / "check_checkpoint.py"
-    spec = importlib.util.spec_from_file_location("check_checkpoint", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("check_checkpoint")
     marker = tmp_path / "MARKER"
     evil = code_carrying(tmp_path / "evil.pt", marker)
     assert script.main([str(evil), "--model", "mlp2d"]) == 1

@@ -147,3 +147,26 @@ def test_cli_picks_from_a_scan_csv(tmp_path):
     entry = OmegaConf.load(out).zeta.digits.gaussian_blur_small.dps["0.2"]
     assert list(entry.lam) == [0.0, 0.5, 1.0]
     assert list(entry.value) == [6.0, 6.0, 1.0]
+
+def test_scan_builds_the_network_as_a_job_does(monkeypatch):
+    """The scan samples with the job's network wrapping (build_sampling_model: precision=,
+    channels-last, net_batch), so a ζ tuned under precision=bf16 is tuned on the bf16 network."""
+    import vsdr.experiments.build as build
+    from vsdr.experiments.tuning import scan
+
+    class Built(Exception):
+        pass
+
+    seen = []
+
+    def spy(cfg, parts, logger):
+        seen.append(str(cfg.precision))
+        raise Built
+
+    monkeypatch.setattr(build, "build_sampling_model", spy)
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["experiment=images_small", "precision=bf16"])
+    with pytest.raises(Built):
+        scan(cfg, [(0.0, 1.0)], start=0, count=1)
+    assert seen == ["bf16"]

@@ -141,16 +141,14 @@ def scan(cfg: DictConfig, pairs: Sequence[tuple[float, float]], start: int, coun
          batch_size: int | None = None) -> tuple[list[dict], float]:
     """Metrics rows (one per (λ, ζ) pair, with ``lam``, ``zeta`` and the task's columns) of
     ours on the held-out images, and the sampling seconds."""
-    from vsdr.experiments.build import apply_threads, build_job, build_score_model
+    from vsdr.experiments.build import apply_threads, build_job, build_sampling_model
     from vsdr.experiments.job import sample_all
-    from vsdr.models.invariant import make_batch_invariant
 
     parts = build_job(cfg)
     apply_threads(cfg.get("threads"), parts.device)
     seed = int(cfg.seed)
     torch.manual_seed(seed)
-    model, _ = build_score_model(cfg, parts, None)
-    model = make_batch_invariant(model, cfg.data.get("net_batch"))
+    model, _ = build_sampling_model(cfg, parts, None)  # the job's precision and net_batch
     test, items = held_out_set(parts.task, start, count, seed)
     values = list(range(len(pairs)))
     recon, _, seconds = sample_all(PairSampler(parts.sampler, pairs), model, test.y, parts.task.operator,

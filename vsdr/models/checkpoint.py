@@ -141,7 +141,8 @@ def convert(src: str | Path, dst: str | Path, *, trust: bool = False) -> int:
         raise CodeInCheckpoint(f"converting loads {src} with full unpickling, which runs any code the "
                                "file carries: pass trust=True (--trust) only for a file you trust")
     shim = types.SimpleNamespace(Unpickler=_StandInUnpickler, load=pickle.load, __name__="pickle")
-    payload = torch.load(Path(src), map_location="cpu", weights_only=not trust, pickle_module=shim)
+    # trusted past the gate above: full unpickling, unknown classes as stand-ins
+    payload = torch.load(Path(src), map_location="cpu", weights_only=False, pickle_module=shim)
     state = state_dict_of(payload)
     if state is None:
         raise ConfigError(f"{src} holds no state dict (a {type(payload).__name__})")

@@ -149,16 +149,19 @@ def test_the_script_is_a_thin_command_line(tmp_path):
 
 
 def test_proxy_figures_are_made_on_request_and_share_one_network(tmp_path):
-    """``images_proxy`` / ``images_proxy_sr`` / ``images_proxy_iso``: left out of the default set
-    (over its 15-minute budget), eight, eight and six jobs on the T = 1000 digits network (one
-    cache entry for all, not images_small's), with the steps, rules and guidance their keys name
-    (``iso``: ``guidance=pigdm_iso``); the iso figure's two dps-form jobs are the deblur figure's;
+    """``images_proxy`` / ``images_proxy_sr`` / ``images_proxy_iso`` / ``images_proxy_pigdm_sr``:
+    left out of the default set (over its 15-minute budget), eight, eight, six and six jobs on the
+    T = 1000 digits network (one cache entry for all, not images_small's), with the steps, rules
+    and guidance their keys name (``iso``: ``guidance=pigdm_iso``, ``pigdm``: ``guidance=pigdm``);
+    the iso figure's two dps-form jobs are the deblur figure's, the pigdm figure's the SR figure's;
     ``--dry-run images_proxy`` lists its eight jobs."""
-    assert set(mf.ON_REQUEST) == {"images_proxy", "images_proxy_sr", "images_proxy_iso"} <= set(mf.FIGURES)
+    assert set(mf.ON_REQUEST) == {"images_proxy", "images_proxy_sr", "images_proxy_iso",
+                                  "images_proxy_pigdm_sr"} <= set(mf.FIGURES)
     nets = set()
     for name, operator, n in (("images_proxy", "gaussian_blur_small", 8),
                               ("images_proxy_sr", "super_resolution_x4", 8),
-                              ("images_proxy_iso", "gaussian_blur_small", 6)):
+                              ("images_proxy_iso", "gaussian_blur_small", 6),
+                              ("images_proxy_pigdm_sr", "super_resolution_x4", 6)):
         jobs = mf.figure_jobs(name)
         assert len(jobs) == n
         for key, overrides in jobs.items():
@@ -169,10 +172,12 @@ def test_proxy_figures_are_made_on_request_and_share_one_network(tmp_path):
             if key.endswith(("-trace", "-eq12")):
                 assert cfg.sampler.step_rule == key.rsplit("-", 1)[1]
             form = cfg.sampler.get("form")
-            assert form == {"iso": "pigdm_iso", "ours": "dps", "dps": None}[sampler], key
+            assert form == {"iso": "pigdm_iso", "pigdm": "pigdm", "ours": "dps", "dps": None}[sampler], key
             nets.add(cache_path(cfg).name)
     shared = set(mf.figure_jobs("images_proxy_iso")) & set(mf.figure_jobs("images_proxy"))
     assert shared == {"proxy-gaussian_blur_small-ours-T1000", "proxy-gaussian_blur_small-ours-K100-trace"}
+    shared = set(mf.figure_jobs("images_proxy_pigdm_sr")) & set(mf.figure_jobs("images_proxy_sr"))
+    assert shared == {"proxy-super_resolution_x4-ours-T1000", "proxy-super_resolution_x4-ours-K100-trace"}
     assert len(nets) == 1 and nets != {cache_path(compose_cfg(["experiment=images_small"])).name}
     res = subprocess.run([sys.executable, str(ROOT / "scripts" / "make_figures.py"), "--dry-run", "--out",
                           str(tmp_path), "images_proxy"], cwd=tmp_path, capture_output=True, text=True,

@@ -155,17 +155,44 @@ def test_theorems_1_and_2_on_few_steps(K):
         assert exact_w2 == pytest.approx(1 - math.sqrt(lam), abs=0.05), (K, lam, exact_w2)
 
 
+@pytest.mark.parametrize("guidance", ["pigdm_iso", "pigdm"])
 @pytest.mark.parametrize("experiment", ["images_proxy", "ffhq_deblur", "ffhq_sr8"])
-def test_guidance_config_swaps_the_form_after_any_experiment(experiment):
-    """``guidance=pigdm_iso`` comes after ``experiment=`` in the defaults: it replaces the form,
-    the ζ table (here FFHQ's 11-entry paper rows) and the residual (FFHQ's ``mean`` belongs to the
-    paper form), and the sampler builds."""
+def test_guidance_config_swaps_the_form_after_any_experiment(experiment, guidance):
+    """``guidance=pigdm_iso`` (or ``pigdm``) comes after ``experiment=`` in the defaults: it
+    replaces the form, the ζ table (here FFHQ's 11-entry paper rows) and the residual (FFHQ's
+    ``mean`` belongs to the paper form), and the sampler builds."""
     from conftest import compose_cfg
 
     from vsdr.config import instantiate
 
-    cfg = compose_cfg([f"experiment={experiment}", "guidance=pigdm_iso"])
+    cfg = compose_cfg([f"experiment={experiment}", f"guidance={guidance}"])
     s = instantiate(cfg.sampler, "sampler", progress=False)
-    assert (s.form, s.residual, s.pigdm_prior_var) == ("pigdm_iso", "sum", 1.0)
+    assert (s.form, s.residual, s.pigdm_prior_var) == (guidance, "sum", 1.0)
     assert s.zeta.lam.tolist() == [0.0, 1.0] and s.zeta.value.tolist() == [0.5, 0.5]
-    assert compose_cfg([f"experiment={experiment}"]).sampler.form != "pigdm_iso"
+    assert compose_cfg([f"experiment={experiment}"]).sampler.form != guidance
+
+
+@pytest.mark.parametrize("guidance", ["pigdm_iso", "pigdm"])
+def test_guidance_with_a_sampler_that_has_no_form_is_one_sentence(guidance):
+    from conftest import compose_cfg
+
+    from vsdr.errors import ConfigError
+    from vsdr.experiments.validate import validate_config
+
+    with pytest.raises(ConfigError) as e:
+        validate_config(compose_cfg(["experiment=images_proxy_dps", f"guidance={guidance}"]))
+    assert str(e.value) == (f"guidance={guidance} sets ours' conditional score (sampler.form and its "
+                            "ζ); sampler=dps has none: use sampler=ours, or drop guidance=")
+
+
+def test_every_guidance_config_is_named_after_the_form_it_sets():
+    """validate_config names the guidance by the form it set: that holds for every file of
+    conf/guidance/ (GUIDANCE_FORMS lists them)."""
+    from conftest import CONF
+    from omegaconf import OmegaConf
+
+    from vsdr.experiments.validate import GUIDANCE_FORMS
+
+    files = sorted((CONF / "guidance").glob("*.yaml"))
+    assert sorted(p.stem for p in files) == sorted(GUIDANCE_FORMS)
+    assert all(OmegaConf.load(p).sampler.form == p.stem for p in files)

@@ -201,9 +201,14 @@ PROXY_RUNS = (("ours", None, None), ("ours", 100, "trace"), ("ours", 50, "trace"
               ("ours", 25, "eq12"), ("dps", None, None), ("dps", 100, None), ("dps", 25, None))
 PROXY_ISO_RUNS = (("iso", None, None), ("iso", 100, "trace"), ("iso", 50, "trace"), ("iso", 25, "trace"),
                   ("ours", None, None), ("ours", 100, "trace"))
+#: ``pigdm`` is ours with ``guidance=pigdm`` (the network's Jacobian; ``eq12``: no trace estimate)
+PROXY_PIGDM_RUNS = (("pigdm", None, None), ("pigdm", 100, None), ("pigdm", 50, None), ("pigdm", 25, None),
+                    ("ours", None, None), ("ours", 100, "trace"))
 #: the curve label of each sampler of the proxy figures, and the overrides that run it
-PROXY_WHO = {"ours": "ours, dps form (λ)", "iso": "ours, pigdm_iso (λ)", "dps": "DPS (ζ)"}
+PROXY_WHO = {"ours": "ours, dps form (λ)", "iso": "ours, pigdm_iso (λ)", "pigdm": "ours, pigdm (λ)",
+             "dps": "DPS (ζ)"}
 PROXY_CONFIG = {"ours": ["experiment=images_proxy"], "iso": ["experiment=images_proxy", "guidance=pigdm_iso"],
+                "pigdm": ["experiment=images_proxy", "guidance=pigdm"],
                 "dps": ["experiment=images_proxy_dps"]}
 
 
@@ -239,7 +244,7 @@ def plot_few_steps(name: str, job_dirs: dict[str, Path], out: Path) -> None:
 
     # zoomed on the 1000-step curve: settings that break (MSE over twice its largest, or the
     # perception measure over three times its largest) fall off the plot, the title says how many
-    ref = [r for r in rows if r["job"].endswith(("-ours-T1000", "-iso-T1000"))]
+    ref = [r for r in rows if r["job"].endswith("-T1000") and "-dps-" not in r["job"]]
     top = 2.0 * max(float(r["mse"]) for r in ref) if ref else mse_limit(rows, 2.0)
     right = 3.0 * max(float(r[perception]) for r in ref) if ref else None
     _save(plot_dp_overlay(rows, f"{title}; network trained with T = 1000", label_of=label,
@@ -284,11 +289,15 @@ FIGURES: dict[str, str | Figure] = {
                                "(no network gradient): 1000 and 100/50/25 steps against the dps form "
                                "(on request)", proxy_jobs("gaussian_blur_small", PROXY_ISO_RUNS),
                                plot_few_steps),
+    "images_proxy_pigdm_sr": Figure("Few steps on the FFHQ proxy, ×4 super-resolution, with "
+                                    "guidance=pigdm (ΠGDM with the network's Jacobian): 1000 and "
+                                    "100/50/25 steps against the dps form (on request)",
+                                    proxy_jobs("super_resolution_x4", PROXY_PIGDM_RUNS), plot_few_steps),
 }
 
 #: figures made only when named (`make figures images_proxy`): over the 15-minute budget of
 #: the default set (the proxy's network trains for 5 min and its 1000-step curves take 6–10 each)
-ON_REQUEST = ("images_proxy", "images_proxy_sr", "images_proxy_iso")
+ON_REQUEST = ("images_proxy", "images_proxy_sr", "images_proxy_iso", "images_proxy_pigdm_sr")
 
 
 #: overrides of the single-job entries (pinwheel_dp is then fig5's ours_lam job: run once)

@@ -30,6 +30,8 @@ MODEL_KEYS = (*MODEL_META, "preconditioning")
 KNOWN_DEVICES = ("cpu", "cuda", "auto")
 #: ``precision=``: the dtype of the network call (autocast around the network only)
 PRECISIONS = ("fp32", "bf16", "fp16")
+#: the ``guidance=`` options (conf/guidance/), each named after the ``sampler.form`` it sets
+GUIDANCE_FORMS = ("pigdm", "pigdm_iso")
 #: what each enum-like key chooses between, said after the allowed values
 CHOICES_WHAT = {
     "sampler.form": "paper puts ζ(λ)·ĉ inside the reverse-step mean, dps adds ζ·∇‖y − A x̂0‖ after the step, "
@@ -460,8 +462,9 @@ def validate_config(cfg: DictConfig) -> None:
         )
     images = is_image_data(cfg)
     validate_choices(cfg, images)
-    if cfg.sampler.get("form") == "pigdm_iso" and "form" not in inspect.signature(cls).parameters:
-        raise ConfigError(f"guidance=pigdm_iso sets ours' conditional score (sampler.form and its ζ); "
+    form = cfg.sampler.get("form")
+    if form in GUIDANCE_FORMS and "form" not in inspect.signature(cls).parameters:
+        raise ConfigError(f"guidance={form} sets ours' conditional score (sampler.form and its ζ); "
                           f"sampler={cls.name} has none: use sampler=ours, or drop guidance=")
     validate_components(cfg)
     validate_model_fits_data(cfg, images)
